@@ -123,6 +123,9 @@ class MemoryStore:
         self._savepoints.clear()
         self._undo_to(self._base)
 
+    def close(self) -> None:
+        """Nothing to release; present for the store interface."""
+
     # -- whole-store helpers (tests, reference copies) -----------------------------
     def dump(self) -> dict[str, list[Record]]:
         return {t: self.find(t) for t in LOAD_ORDER}

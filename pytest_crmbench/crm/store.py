@@ -62,8 +62,17 @@ class Store(Protocol):
     def release(self, name: str) -> None:
         """Keep what happened since the savepoint and close it."""
 
+    def mark_base(self) -> None:
+        """Make the current content the state that :meth:`reset` returns to."""
+
     def reset(self) -> None:
-        """Discard every change since the seed world was loaded (per-item isolation)."""
+        """Discard every change since :meth:`mark_base` (per-item isolation)."""
+
+    def dump(self) -> dict[str, list[Record]]:
+        """Every table's records in creation order (verification, differential tests)."""
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
 
 
 @contextmanager

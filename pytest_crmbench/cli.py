@@ -1,0 +1,60 @@
+"""The ``crmbench`` console script: what is not a test run.
+
+Subcommands are added as the project grows; each is a small function taking the parsed
+arguments and returning an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from pytest_crmbench import __version__
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    """Print the agent tool catalog (``--all`` adds the 10 helpers)."""
+    from pytest_crmbench.crm.catalog import AGENT_TOOLS, TOOLS
+
+    tools = TOOLS if args.all else AGENT_TOOLS
+    if args.json:
+        json.dump([t.as_dict() for t in tools], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    width = max(len(t.name) for t in tools)
+    for t in tools:
+        schema = t.json_schema()
+        required = set(schema["required"])
+        params = ", ".join(
+            (name if name in required else name + "?") for name in schema["properties"]
+        )
+        print(f"{t.name:<{width}}  [{t.group}] {t.description}")
+        if params:
+            print(f"{'':<{width}}    ({params})")
+    print(f"\n{len(tools)} tools" + ("" if args.all else " offered to agents"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crmbench", description="pytest-crmbench utilities (run the benchmark with pytest)."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tools = sub.add_parser("tools", help="print the tool catalog agents are given")
+    tools.add_argument("--json", action="store_true", help="JSON Schemas, for machines")
+    tools.add_argument("--all", action="store_true", help="include the 10 helper methods")
+    tools.set_defaults(func=_cmd_tools)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
