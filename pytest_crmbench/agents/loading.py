@@ -1,0 +1,65 @@
+"""Finding an agent by name: built-ins, ``module:attr``, or the ``crmbench.agents`` entry points."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+ENTRY_POINT_GROUP = "crmbench.agents"
+
+BUILTIN: dict[str, str] = {
+    "replay": "pytest_crmbench.agents.scripted:ReplayAgent",
+    "noop": "pytest_crmbench.agents.scripted:NoopAgent",
+    "claude": "pytest_crmbench.agents.claude:ClaudeAgent",
+    "openai": "pytest_crmbench.agents.openai_agent:OpenAIAgent",
+}
+
+
+class AgentLoadError(Exception):
+    """The named agent cannot be found or built; the message says what to do."""
+
+
+def _import(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentLoadError(f"cannot import agent module '{module_name}': {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise AgentLoadError(f"module '{module_name}' has no attribute '{attr}'") from exc
+    return obj
+
+
+def resolve_agent_factory(name: str) -> Callable[..., Any]:
+    """The class or factory behind an agent name."""
+    if name in BUILTIN:
+        return _import(BUILTIN[name])  # type: ignore[no-any-return]
+    if ":" in name:
+        return _import(name)  # type: ignore[no-any-return]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()  # type: ignore[no-any-return]
+    known = sorted(BUILTIN) + sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    raise AgentLoadError(
+        f"unknown agent '{name}': use one of {', '.join(known)}, a 'module:attr' path, or "
+        f"register an entry point in the '{ENTRY_POINT_GROUP}' group"
+    )
+
+
+def make_agent(name: str, **settings: Any) -> Any:
+    """Build an agent: factories that accept settings get them, others are called bare.
+
+    An attribute that is already an agent instance (has ``respond``) is used as is.
+    """
+    factory = resolve_agent_factory(name)
+    if hasattr(factory, "respond") and not isinstance(factory, type):
+        return factory
+    try:
+        return factory(**settings) if settings else factory()
+    except TypeError:
+        return factory()

@@ -1,0 +1,84 @@
+"""Scripted agents: ``replay`` (the oracle that performs the reference calls) and ``noop``.
+
+``replay`` proves the harness can be passed: it must score 100 % on the shipped data.
+``noop`` proves the verdict is not vacuous: it must score 0 on conversations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_crmbench.agents.base import Briefing, ToolHandle
+
+
+class ScriptTurn:
+    """What the oracle may know about one turn (never given to real agents)."""
+
+    def __init__(
+        self, calls: Sequence[dict[str, Any]], facts: Sequence[str], expect_failure: bool
+    ) -> None:
+        self.calls = list(calls)  # [{"tool": ..., "args": ... (may hold {{turn_N.x}} refs)}]
+        self.facts = list(facts)
+        self.expect_failure = expect_failure
+
+
+class NoopAgent:
+    """Never calls a tool; always answers "Done."."""
+
+    name = "noop"
+
+    def start(self, briefing: Briefing) -> None:
+        return None
+
+    def respond(self, message: str, tools: ToolHandle) -> str:
+        return "Done."
+
+
+class ReplayAgent:
+    """Performs each turn's reference calls (references resolved against its own results).
+
+    The runner hands it the script through :meth:`set_script` because ``wants_script`` is
+    set; real agents never get one.
+    """
+
+    name = "replay"
+    wants_script = True
+
+    def __init__(self) -> None:
+        self._script: list[ScriptTurn] = []
+        self._results: dict[int, list[Any]] = {}
+        self._turn = 0
+
+    def set_script(self, script: Sequence[ScriptTurn]) -> None:
+        self._script = list(script)
+
+    def start(self, briefing: Briefing) -> None:
+        self._results = {}
+        self._turn = 0
+
+    def resolve(self, args: Any) -> Any:
+        from pytest_crmbench.dataset.refs import resolve
+
+        return resolve(args, self._results)
+
+    def call_args(self, turn: int, index: int, args: dict[str, Any]) -> dict[str, Any]:
+        """Hook for variants (perturbed arguments) in tests."""
+        return args
+
+    def respond(self, message: str, tools: ToolHandle) -> str:
+        self._turn += 1
+        step = self._script[self._turn - 1]
+        results: list[Any] = []
+        errors: list[str] = []
+        for index, call in enumerate(step.calls):
+            args = self.call_args(self._turn, index, self.resolve(call.get("args") or {}))
+            outcome = tools.call(call["tool"], args)
+            results.append(outcome.result if outcome.ok else None)
+            if not outcome.ok and outcome.error:
+                errors.append(outcome.error)
+        self._results[self._turn] = results
+        facts = "; ".join(step.facts)
+        if errors:
+            return f"I could not do that: {' '.join(errors)} {facts}".strip()
+        return f"Done. {facts}".strip()

@@ -1,0 +1,434 @@
+"""Conversation → verdict, without pytest: the heart of the benchmark.
+
+1. The reference run executes the expected calls on a seeded memory copy and records,
+   per turn, the results and the net change (and checks the dataset is coherent).
+2. The agent run drives the agent turn by turn on the real store, through a recording
+   tool handle with a per-turn call limit, journaling what each turn changed.
+3. Each turn is judged (:mod:`pytest_crmbench.runner.verdict`); with ``recover`` a failed
+   turn's state is replaced by the expected one so later turns are scored on their own.
+
+Results are plain JSON dicts, ready for pytest reports, JSONL streams and the Gym env.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_crmbench.agents.base import Briefing, ToolResult
+from pytest_crmbench.agents.prompt import build_system_prompt
+from pytest_crmbench.agents.scripted import ScriptTurn
+from pytest_crmbench.crm.catalog import agent_catalog
+from pytest_crmbench.crm.clock import DeterministicIds, FixedClock
+from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER
+from pytest_crmbench.crm.errors import CrmError
+from pytest_crmbench.crm.memory import MemoryStore
+from pytest_crmbench.crm.seed import SeedWorld, record_from_json
+from pytest_crmbench.crm.service import CRM
+from pytest_crmbench.crm.store import Store
+from pytest_crmbench.runner import verdict as V
+from pytest_crmbench.runner.tracking import Change, TrackingStore
+
+DEFAULT_MAX_CALLS = 8
+
+
+class DatasetDefect(Exception):
+    """The conversation itself is incoherent (its reference calls do not behave as declared)."""
+
+
+class InfrastructureError(Exception):
+    """The item could not be judged: agent unreachable, database down, agent crashed."""
+
+
+@dataclass
+class RunOptions:
+    max_calls_per_turn: int = DEFAULT_MAX_CALLS
+    recover: bool = False
+    strict_actions: bool = False
+    trial: int = 0
+
+
+@dataclass
+class RefTurn:
+    calls: list[dict[str, Any]]  # resolved {tool, args, ok, result|error}
+    changes: list[Change]
+
+
+@dataclass
+class ReferenceRun:
+    turns: list[RefTurn] = field(default_factory=list)
+
+
+def _json_safe(value: Any) -> Any:
+    """A plain-JSON copy (agents may pass anything; reports must stay serialisable)."""
+    try:
+        return json.loads(json.dumps(value, default=str, allow_nan=False))
+    except (ValueError, TypeError):
+        return repr(value)
+
+
+def load_conversation_seed(store: Store, seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """Insert a conversation's extra records on top of the seed world."""
+    for table in LOAD_ORDER:
+        for raw in seed.get(table, ()):
+            store.insert(table, record_from_json(BY_TABLE[table], dict(raw)))
+
+
+class RecordingHandle:
+    """The agent's tool handle for one turn: task tools only, limited, every call recorded."""
+
+    def __init__(self, crm: CRM, limit: int) -> None:
+        self._crm = crm
+        self._limit = limit
+        self.calls: list[dict[str, Any]] = []
+        self.tool_time = 0.0
+        self.limit_hit = False
+
+    @property
+    def catalog(self) -> list[dict[str, Any]]:
+        return agent_catalog()
+
+    def call(self, tool: str, args: dict[str, Any] | None = None) -> ToolResult:
+        record: dict[str, Any] = {"tool": _json_safe(tool), "args": _json_safe(args)}
+        if len(self.calls) >= self._limit:
+            self.limit_hit = True
+            outcome = ToolResult(False, error=f"Tool call limit reached ({self._limit} per turn).")
+        else:
+            started = time.perf_counter()
+            try:
+                outcome = ToolResult(True, result=self._crm.call(tool, args, agent=True))
+            except CrmError as exc:
+                outcome = ToolResult(False, error=exc.message)
+            finally:
+                elapsed = time.perf_counter() - started
+                self.tool_time += elapsed
+            record["ms"] = round(elapsed * 1000, 3)
+        record["ok"] = outcome.ok
+        if outcome.ok:
+            record["result"] = outcome.result
+        else:
+            record["error"] = outcome.error
+        self.calls.append(record)
+        return outcome
+
+
+class Runner:
+    """Runs conversations against agents on one store (one per process/worker).
+
+    ``store`` must hold the seed world as its base (see :mod:`pytest_crmbench.backends`).
+    """
+
+    def __init__(self, store: Store, world: SeedWorld, options: RunOptions | None = None) -> None:
+        self.store = store
+        self.world = world
+        self.options = options or RunOptions()
+        self._ref_store: MemoryStore | None = None
+        self._ref_cache: dict[str, ReferenceRun] = {}
+
+    # -- reference run ---------------------------------------------------------------
+    def _reference_store(self) -> MemoryStore:
+        if self._ref_store is None:
+            store = MemoryStore()
+            self.world.load_into(store)
+            store.mark_base()
+            self._ref_store = store
+        return self._ref_store
+
+    def reference_run(self, conv: Any) -> ReferenceRun:
+        """Execute the expected calls on a memory copy; cached per conversation id."""
+        from pytest_crmbench.dataset.refs import resolve
+
+        cached = self._ref_cache.get(conv.id)
+        if cached is not None:
+            return cached
+        base = self._reference_store()
+        base.reset()
+        try:
+            load_conversation_seed(base, conv.seed)
+            tracking = TrackingStore(base)
+            crm = CRM(
+                tracking,
+                clock=FixedClock(conv.reference_date),
+                ids=DeterministicIds(conv.id + "#reference"),
+            )
+            run = ReferenceRun()
+            results: dict[int, list[Any]] = {}
+            for number, turn in enumerate(conv.turns, start=1):
+                tracking.start()
+                calls: list[dict[str, Any]] = []
+                turn_results: list[Any] = []
+                for call in turn.expected_calls:
+                    args = resolve(call.args, results)
+                    try:
+                        result = crm.call(call.tool, args, agent=True)
+                        calls.append(
+                            {"tool": call.tool, "args": args, "ok": True, "result": result}
+                        )
+                        turn_results.append(result)
+                    except CrmError as exc:
+                        calls.append(
+                            {"tool": call.tool, "args": args, "ok": False, "error": exc.message}
+                        )
+                        turn_results.append(None)
+                results[number] = turn_results
+                self._check_declared_outcome(conv.id, number, turn, calls)
+                run.turns.append(RefTurn(calls, tracking.changes()))
+        finally:
+            base.reset()
+        self._ref_cache[conv.id] = run
+        return run
+
+    @staticmethod
+    def _check_declared_outcome(
+        conv_id: str, number: int, turn: Any, calls: list[dict[str, Any]]
+    ) -> None:
+        failed = [c for c in calls if not c["ok"]]
+        if turn.expect == "success" and failed:
+            raise DatasetDefect(
+                f"{conv_id} turn {number}: reference call {failed[0]['tool']} failed: "
+                f"{failed[0]['error']}"
+            )
+        if turn.expect == "failure":
+            if not failed:
+                raise DatasetDefect(
+                    f"{conv_id} turn {number}: expected a refusal, all calls passed"
+                )
+            if not any(turn.error_contains in c["error"] for c in failed):
+                raise DatasetDefect(
+                    f"{conv_id} turn {number}: refusal message {failed[0]['error']!r} lacks "
+                    f"{turn.error_contains!r}"
+                )
+
+    # -- agent run -------------------------------------------------------------------
+    def run(self, conv: Any, agent: Any, *, trial: int | None = None) -> dict[str, Any]:
+        """Run one conversation; returns the plain-JSON result record.
+
+        Raises :class:`InfrastructureError` when the item cannot be judged, and
+        :class:`DatasetDefect` when the conversation is incoherent.
+        """
+        started = time.perf_counter()
+        reference = self.reference_run(conv)
+        opts = self.options
+        self.store.reset()
+        try:
+            return self._run(conv, agent, reference, opts, trial, started)
+        finally:
+            self.store.reset()
+
+    def _run(
+        self,
+        conv: Any,
+        agent: Any,
+        reference: ReferenceRun,
+        opts: RunOptions,
+        trial: int | None,
+        started: float,
+    ) -> dict[str, Any]:
+        load_conversation_seed(self.store, conv.seed)
+        tracking = TrackingStore(self.store)
+        crm = CRM(tracking, clock=FixedClock(conv.reference_date), ids=DeterministicIds(conv.id))
+        briefing = Briefing(
+            conversation_id=conv.id,
+            reference_date=conv.reference_date,
+            system_prompt=build_system_prompt(conv.reference_date),
+            tools=agent_catalog(),
+        )
+        if getattr(agent, "wants_script", False):
+            agent.set_script(
+                [
+                    ScriptTurn(
+                        [{"tool": c.tool, "args": c.args} for c in t.expected_calls],
+                        t.reply.must_mention,
+                        t.expect == "failure",
+                    )
+                    for t in conv.turns
+                ]
+            )
+        self._guard(agent.start, briefing)
+        idmap: V.IdMap = {}
+        turns: list[dict[str, Any]] = []
+        for number, (turn, ref) in enumerate(zip(conv.turns, reference.turns, strict=True), 1):
+            turns.append(self._run_turn(number, turn, ref, agent, crm, tracking, idmap, opts))
+        passed = all(t["passed"] for t in turns)
+        first = next((t for t in turns if not t["passed"]), None)
+        usage = _sum_usage(t.get("usage") for t in turns)
+        result: dict[str, Any] = {
+            "case_id": conv.id,
+            "family": "conversation",
+            "workflow": conv.workflow,
+            "complexity": conv.complexity,
+            "trial": opts.trial if trial is None else trial,
+            "agent": getattr(agent, "name", type(agent).__name__),
+            "passed": passed,
+            "outcome": "passed" if passed else "failed",
+            "n_turns": len(turns),
+            "turns_passed": sum(t["passed"] for t in turns),
+            "first_failure": None
+            if first is None
+            else {"turn": first["turn"], "reason": first["reason"]},
+            "tools": sorted({c.tool for t in conv.turns for c in t.expected_calls}),
+            "turns": turns,
+            "usage": usage,
+            "duration_s": round(time.perf_counter() - started, 6),
+            "harness_s": round(sum(t["harness_s"] for t in turns), 6),
+        }
+        feedback = getattr(agent, "feedback", None)
+        if callable(feedback):
+            self._guard(feedback, _feedback_view(result))
+        return result
+
+    @staticmethod
+    def _guard(fn: Any, *args: Any) -> Any:
+        """Call into the agent, turning its crashes into infrastructure errors."""
+        from pytest_crmbench.agents.base import AgentUnavailable
+
+        try:
+            return fn(*args)
+        except AgentUnavailable as exc:
+            raise InfrastructureError(f"agent unavailable: {exc}") from exc
+        except (InfrastructureError, CrmError):
+            raise
+        except Exception as exc:
+            if _is_database_error(exc):
+                raise InfrastructureError(f"database error: {exc}") from exc
+            tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            raise InfrastructureError(f"agent crashed: {tb}") from exc
+
+    def _run_turn(
+        self,
+        number: int,
+        turn: Any,
+        ref: RefTurn,
+        agent: Any,
+        crm: CRM,
+        tracking: TrackingStore,
+        idmap: V.IdMap,
+        opts: RunOptions,
+    ) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        tracking.start()
+        savepoint = tracking.savepoint()
+        handle = RecordingHandle(crm, opts.max_calls_per_turn)
+        t_agent = time.perf_counter()
+        reply = self._guard(agent.respond, turn.user, handle)
+        agent_wall = time.perf_counter() - t_agent
+        if not isinstance(reply, str):
+            reply = "" if reply is None else str(reply)
+        changes = tracking.changes()
+        state_problems = V.compare_changes(ref.changes, changes, idmap)
+        checks: dict[str, Any] = {"state": {"passed": not state_problems, "diff": state_problems}}
+        reasons = list(state_problems)
+        if turn.expect == "failure":
+            refused = V.says_refused(reply)
+            checks["refusal"] = {"passed": refused and not changes}
+            if not refused:
+                reasons.append("reply does not tell the user the request was refused")
+        missing = V.missing_facts(turn.reply.must_mention, reply)
+        checks["reply"] = {"passed": not missing, "missing": missing}
+        if missing:
+            reasons.append(
+                "missing fact"
+                + ("s" if len(missing) > 1 else "")
+                + ": "
+                + ", ".join(repr(m) for m in missing)
+            )
+        expected_calls = [{"tool": c["tool"], "args": c["args"]} for c in ref.calls]
+        matches = V.action_matches(expected_calls, handle.calls, idmap)
+        checks["action"] = {"matched": all(matches), "matches": matches}
+        if opts.strict_actions and not all(matches):
+            missing_calls = [
+                c["tool"] for c, m in zip(expected_calls, matches, strict=True) if not m
+            ]
+            reasons.append("expected calls not made: " + ", ".join(missing_calls))
+        if handle.limit_hit:
+            reasons.append(f"turn limit: more than {opts.max_calls_per_turn} tool calls")
+        errors = [c for c in handle.calls if not c["ok"]]
+        if reasons and errors and turn.expect == "success":
+            reasons.append(f"tool error: {errors[-1]['tool']}: {errors[-1]['error']}")
+        passed = not reasons
+        if passed or not opts.recover:
+            tracking.release(savepoint)
+        else:
+            tracking.rollback_to(savepoint)
+            _apply_reference(tracking, ref.changes, idmap)
+        usage_fn = getattr(agent, "last_usage", None)
+        usage = usage_fn() if callable(usage_fn) else None
+        wall = time.perf_counter() - t0
+        harness = wall - agent_wall + handle.tool_time
+        return {
+            "turn": number,
+            "user": turn.user,
+            "expect": turn.expect,
+            "passed": passed,
+            "reason": reasons[0] if reasons else None,
+            "reasons": reasons,
+            "checks": checks,
+            "calls": handle.calls,
+            "expected_calls": [
+                {"tool": c["tool"], "args": _json_safe(c["args"])} for c in ref.calls
+            ],
+            "reply": reply,
+            "usage": usage.as_dict() if usage is not None and hasattr(usage, "as_dict") else usage,
+            "duration_s": round(wall, 6),
+            "agent_s": round(agent_wall - handle.tool_time, 6),
+            "harness_s": round(harness, 6),
+        }
+
+
+def _apply_reference(store: Store, changes: Sequence[Change], idmap: V.IdMap) -> None:
+    """Put the reference turn's outcome in place of a failed turn's (``--crm-recover``)."""
+    to_agent = {ref: agent for agent, ref in idmap.items()}
+
+    def mapped(table: str, record: dict[str, Any]) -> dict[str, Any]:
+        entity = BY_TABLE[table]
+        out = dict(record)
+        for f in entity.fields:
+            if f.kind in ("ref", "entity_ref") and out.get(f.name) is not None:
+                out[f.name] = to_agent.get(out[f.name], out[f.name])
+        return out
+
+    for change in changes:
+        key = to_agent.get(change.key, change.key)
+        if change.kind == "created":
+            assert change.after is not None
+            store.insert(change.table, mapped(change.table, change.after))
+            idmap[change.key] = change.key
+        elif change.kind == "deleted":
+            store.delete(change.table, key)
+        else:
+            assert change.after is not None
+            after = mapped(change.table, change.after)
+            after.pop(BY_TABLE[change.table].key, None)
+            store.update(change.table, key, after)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return module.startswith("psycopg") or isinstance(exc, ConnectionError)
+
+
+def _sum_usage(items: Any) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for item in items:
+        if not item:
+            continue
+        for key, value in item.items():
+            if isinstance(value, int | float):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def _feedback_view(result: dict[str, Any]) -> dict[str, Any]:
+    """What an agent may learn after a conversation: pass/fail and reasons per turn."""
+    return {
+        "case_id": result["case_id"],
+        "passed": result["passed"],
+        "turns": [
+            {"turn": t["turn"], "passed": t["passed"], "reason": t["reason"]}
+            for t in result["turns"]
+        ],
+    }

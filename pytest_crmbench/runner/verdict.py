@@ -1,0 +1,267 @@
+"""How a turn is judged (evaluation.md, "Verdict of a turn"), without pytest or agents.
+
+* state: the agent's net change equals the reference's — generated ids matched by
+  content, CRM timestamps ignored, numbers numerically, dates as dates, free text
+  case- and whitespace-insensitively;
+* refusal: for turns the CRM must refuse, nothing changed and the reply says so;
+* reply: every required fact appears (number and date formats normalised);
+* action (diagnostic): the expected tools were called with matching arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER, Entity, Record
+from pytest_crmbench.crm.validation import parse_date
+from pytest_crmbench.runner.tracking import Change
+
+IdMap = dict[str, str]  # agent-side id -> reference-side id
+
+_TEXT_KINDS = frozenset({"text", "email", "url", "file_name"})
+_DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−"})
+
+
+def norm_text(text: str) -> str:
+    """Case-, whitespace- and dash-insensitive form of free text."""
+    return " ".join(text.translate(_DASHES).casefold().split())
+
+
+def _norm_value(kind: str, value: Any, idmap: Mapping[str, str]) -> Any:
+    if value is None:
+        return None
+    if kind in _TEXT_KINDS and isinstance(value, str):
+        return norm_text(value)
+    if kind in ("ref", "entity_ref", "id"):
+        return idmap.get(str(value), str(value))
+    if kind in ("amount", "value", "probability"):
+        return float(value)
+    if kind in ("date", "close_date"):
+        return value.isoformat() if isinstance(value, date) else str(value)
+    if kind == "id_list":
+        return [idmap.get(x, x) for x in value]
+    return value
+
+
+def comparable(entity: Entity, record: Record, idmap: Mapping[str, str]) -> dict[str, Any]:
+    """The fields that matter for the verdict, normalised; own id and timestamps dropped."""
+    return {
+        f.name: _norm_value(f.kind, record.get(f.name), idmap)
+        for f in entity.fields
+        if f.kind not in ("id", "timestamp")
+    }
+
+
+def describe(entity: Entity, record: Record | None) -> str:
+    """A short human label for a record in failure messages."""
+    if record is None:
+        return entity.name
+    for field in ("name", "file_name", "content"):
+        if record.get(field):
+            return f"{entity.name} '{str(record[field])[:60]}'"
+    if record.get("first_name"):
+        return f"{entity.name} '{record['first_name']} {record.get('last_name') or ''}'".rstrip()
+    return f"{entity.name} {str(record[entity.key])[:8]}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _field_diffs(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    return [
+        f"{name}: {_fmt(actual.get(name))} ≠ {_fmt(expected.get(name))}"
+        for name in expected
+        if expected.get(name) != actual.get(name)
+    ]
+
+
+def compare_changes(
+    expected: Sequence[Change], actual: Sequence[Change], idmap: IdMap
+) -> list[str]:
+    """Differences between the reference's and the agent's changes (empty = state passes).
+
+    ``idmap`` (agent id → reference id) is extended with the records both sides created,
+    so later turns can refer to them.
+    """
+    problems: list[str] = []
+    exp_by_key = {(c.table, c.key): c for c in expected}
+    for table in LOAD_ORDER:
+        entity = BY_TABLE[table]
+        exp_new = [c for c in expected if c.table == table and c.kind == "created"]
+        act_new = [c for c in actual if c.table == table and c.kind == "created"]
+        # 1. created records: match by content, in order.
+        pending = list(exp_new)
+        unmatched: list[Change] = []
+        for act in act_new:
+            assert act.after is not None
+            act_cmp = comparable(entity, act.after, idmap)
+            hit = next(
+                (e for e in pending if comparable(entity, e.after or {}, idmap) == act_cmp), None
+            )
+            if hit is None:
+                unmatched.append(act)
+            else:
+                pending.remove(hit)
+                idmap[act.key] = hit.key
+        for exp, act in zip(pending, unmatched, strict=False):
+            assert exp.after is not None and act.after is not None
+            diffs = _field_diffs(
+                comparable(entity, exp.after, idmap), comparable(entity, act.after, idmap)
+            )
+            problems.append(f"created {describe(entity, exp.after)} differs: " + "; ".join(diffs))
+            idmap[act.key] = exp.key
+        for exp in pending[len(unmatched) :]:
+            problems.append(f"missing write: {describe(entity, exp.after)} was not created")
+        for act in unmatched[len(pending) :]:
+            problems.append(f"unexpected write: created {describe(entity, act.after)}")
+        # 2. modified / deleted records: by (mapped) key.
+        seen: set[str] = set()
+        for act in actual:
+            if act.table != table or act.kind == "created":
+                continue
+            ref_key = idmap.get(act.key, act.key)
+            seen.add(ref_key)
+            exp_change = exp_by_key.get((table, ref_key))
+            label = describe(entity, act.before)
+            if exp_change is None:
+                problems.append(f"unexpected write: {act.kind} {label}")
+            elif exp_change.kind != act.kind:
+                problems.append(f"{label}: {act.kind}, expected {exp_change.kind}")
+            elif act.kind == "modified":
+                assert act.after is not None and exp_change.after is not None
+                diffs = _field_diffs(
+                    comparable(entity, exp_change.after, idmap),
+                    comparable(entity, act.after, idmap),
+                )
+                if diffs:
+                    problems.append(f"{label} modified wrongly: " + "; ".join(diffs))
+        for exp in expected:
+            if exp.table == table and exp.kind != "created" and exp.key not in seen:
+                verb = "deleted" if exp.kind == "deleted" else "modified"
+                problems.append(f"missing write: {describe(entity, exp.before)} was not {verb}")
+    return problems
+
+
+# == reply facts ===================================================================
+_NUM_RE = re.compile(
+    r"(?<![\w.])\$?\s?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s?(k|m|bn|b|thousand|million|billion)?\b",
+    re.IGNORECASE,
+)
+_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9}
+_FACT_NUM_RE = re.compile(
+    r"\$?\s?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s?(k|m|bn|b|thousand|million|billion)?%?"
+)
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
+
+
+def numbers_in(text: str) -> list[float]:
+    """Every number written in ``text``: 85000, 85,000, $85K, 1.2M, 85 thousand."""
+    out = []
+    for whole, frac, scale in _NUM_RE.findall(text):
+        value = float(whole.replace(",", "") + (frac or ""))
+        if scale:
+            value *= _SCALE[scale.lower()]
+        out.append(value)
+    return out
+
+
+def _fact_number(fact: str) -> float | None:
+    m = _FACT_NUM_RE.fullmatch(fact.strip())
+    if not m:
+        return None
+    value = float(m.group(1).replace(",", "") + (m.group(2) or ""))
+    if m.group(3):
+        value *= _SCALE[m.group(3).lower()]
+    return value
+
+
+def _date_forms(day: date) -> list[str]:
+    month = _MONTHS[day.month - 1]
+    short = month[:3]
+    d, y = day.day, day.year
+    return [
+        day.isoformat(),
+        f"{month} {d}, {y}",
+        f"{month} {d} {y}",
+        f"{short} {d}, {y}",
+        f"{short} {d} {y}",
+        f"{d} {month} {y}",
+        f"{d} {short} {y}",
+        f"{day.month:02d}/{d:02d}/{y}",
+        f"{day.month}/{d}/{y}",
+    ]
+
+
+def fact_present(fact: str, reply: str) -> bool:
+    """Whether one required fact is conveyed by the reply (normalised)."""
+    text = norm_text(reply)
+    day = parse_date(fact.strip())
+    if day is not None:
+        plain = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text).replace(".", "")
+        return any(form in plain for form in _date_forms(day))
+    number = _fact_number(fact)
+    if number is not None:
+        return any(abs(n - number) < 0.005 for n in numbers_in(reply))
+    return norm_text(fact) in text
+
+
+def missing_facts(facts: Iterable[str], reply: str) -> list[str]:
+    return [f for f in facts if not fact_present(f, reply)]
+
+
+_REFUSAL_RE = re.compile(
+    r"\b(can(?:'|’)?t|cannot|could(?: not|n(?:'|’)?t)|unable|not able|not possible|"
+    r"impossible|failed|fails|error|invalid|not allowed|isn(?:'|’)?t allowed|not permitted|"
+    r"won(?:'|’)?t|not supported|unsupported|rejected|refused|must be|must not|"
+    r"does(?: not|n(?:'|’)?t) exist|not found|no such|doesn(?:'|’)?t allow|didn(?:'|’)?t)\b",
+    re.IGNORECASE,
+)
+
+
+def says_refused(reply: str) -> bool:
+    """Whether the reply tells the user the request could not be carried out."""
+    return bool(_REFUSAL_RE.search(reply))
+
+
+# == action match ==================================================================
+def _norm_arg(value: Any, idmap: Mapping[str, str]) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        mapped = idmap.get(value.lower())
+        return mapped if mapped is not None else norm_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _norm_arg(x, idmap) for k, x in value.items() if x is not None}
+    if isinstance(value, list):
+        return [_norm_arg(x, idmap) for x in value]
+    return value
+
+
+def _flat_args(tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    flat = {k: x for k, x in args.items() if k not in ("criteria", "updates")}
+    for nested in ("criteria", "updates"):
+        if isinstance(args.get(nested), Mapping):
+            flat.update(args[nested])
+    return flat
+
+
+def action_matches(
+    expected: Sequence[Mapping[str, Any]], actual: Sequence[Mapping[str, Any]], idmap: IdMap
+) -> list[bool]:
+    """For each expected ``{tool, args}``, whether the agent made an equivalent call."""
+    normalised = [
+        (c["tool"], _norm_arg(_flat_args(c["tool"], c.get("args") or {}), idmap)) for c in actual
+    ]
+    out = []
+    for call in expected:
+        want = (call["tool"], _norm_arg(_flat_args(call["tool"], call.get("args") or {}), {}))
+        out.append(want in normalised)
+    return out
