@@ -69,7 +69,7 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     turns = [t for r in judged for t in r.get("turns") or []]
     actions = [t["checks"]["action"]["matched"] for t in turns if "action" in t.get("checks", {})]
     by_tool: dict[str, dict[str, Any]] = _group(judged, "tools")
-    usage: Counter[str] = Counter()
+    usage: dict[str, float] = defaultdict(float)
     for r in results:
         for k, v in (r.get("usage") or {}).items():
             if isinstance(v, int | float):

@@ -1,0 +1,166 @@
+"""The ``crmbench`` option group: every command-line option with its ini equivalent.
+
+Ini names follow one rule: ``crmbench_`` + the option name without ``--``/``crm-``,
+dashes as underscores (``--crm-min-pass-rate`` → ``crmbench_min_pass_rate``), so teams
+can pin any of them in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Opt:
+    flag: str
+    default: Any
+    help: str
+    type: Callable[[str], Any] = str
+    is_flag: bool = False
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        return "crmbench_" + self.flag.removeprefix("--").removeprefix("crm-").replace("-", "_")
+
+
+OPTIONS: tuple[Opt, ...] = (
+    Opt(
+        "--agent",
+        "replay",
+        "agent: replay (oracle), noop, claude, openai, an entry-point name, or module:attr",
+    ),
+    Opt("--agent-model", None, "model name for LLM agents"),
+    Opt("--agent-base-url", None, "API base URL (any OpenAI-compatible server for openai)"),
+    Opt("--agent-temperature", 0.0, "sampling temperature", float),
+    Opt("--agent-max-tokens", 1024, "max output tokens per model call", int),
+    Opt("--agent-timeout", 60.0, "per-call timeout of the model API in seconds", float),
+    Opt("--crm-backend", "postgres", "CRM store", choices=("postgres", "memory")),
+    Opt(
+        "--crm-postgres",
+        "auto",
+        "where PostgreSQL comes from: auto (CRMBENCH_POSTGRES_URL, "
+        "else Docker, else embedded), docker, embedded, or a postgresql:// URL",
+    ),
+    Opt(
+        "--crm-postgres-image",
+        None,
+        "Docker image for the testcontainers provider "
+        "(default postgres:16; env CRMBENCH_POSTGRES_IMAGE)",
+    ),
+    Opt(
+        "--crm-dataset",
+        None,
+        "conversation dataset file(s) or folder, comma-separated (default: the shipped dataset)",
+    ),
+    Opt("--crm-trials", 1, "run every case K times and report pass^k", int),
+    Opt("--crm-judge", "none", "LLM judge for rubric turns: none, openai:MODEL, anthropic:MODEL"),
+    Opt("--crm-max-calls", 8, "tool calls allowed per turn", int),
+    Opt(
+        "--crm-recover", False, "after a failed turn continue from the expected state", is_flag=True
+    ),
+    Opt(
+        "--crm-strict-actions",
+        False,
+        "require the expected tool calls (not only the state)",
+        is_flag=True,
+    ),
+    Opt("--crm-results", None, "append one JSON line per finished item to this file"),
+    Opt(
+        "--crm-resume",
+        False,
+        "skip items already in --crm-results; summarise both parts",
+        is_flag=True,
+    ),
+    Opt(
+        "--crm-report",
+        ".crmbench/report.json",
+        "JSON report path of benchmark runs ('none' disables the default report)",
+    ),
+    Opt("--crm-min-pass-rate", None, "gate: minimum pass rate over non-error items", float),
+    Opt("--crm-baseline", None, "gate: a previous JSON report or results JSONL to compare with"),
+    Opt("--crm-max-regressions", None, "gate: cases allowed to regress vs the baseline", int),
+    Opt("--crm-max-error-rate", None, "gate: maximum share of errored items", float),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("crmbench", "pytest-crmbench agent benchmark")
+    for opt in OPTIONS:
+        if opt.is_flag:
+            parser.addini(opt.dest, opt.help, type="bool", default=opt.default)
+        else:
+            parser.addini(opt.dest, opt.help, type="string", default=opt.default)
+        if opt.is_flag:
+            group.addoption(
+                opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help
+            )
+        else:
+            group.addoption(
+                opt.flag, default=None, dest=opt.dest, help=opt.help, choices=opt.choices
+            )
+
+
+def _value(config: pytest.Config, opt: Opt) -> Any:
+    value = config.getoption(opt.dest)
+    if value is None:
+        value = config.getini(opt.dest)
+    if value is None or value == "":
+        return opt.default
+    if opt.is_flag:
+        return bool(value)
+    try:
+        return opt.type(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise pytest.UsageError(f"{opt.flag}: invalid value {value!r} ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved options (command line over ini over defaults), plain data."""
+
+    agent: str
+    agent_model: str | None
+    agent_base_url: str | None
+    agent_temperature: float
+    agent_max_tokens: int
+    agent_timeout: float
+    backend: str
+    postgres: str
+    postgres_image: str | None
+    dataset: str | None
+    trials: int
+    judge: str
+    max_calls: int
+    recover: bool
+    strict_actions: bool
+    results: str | None
+    resume: bool
+    report: str
+    min_pass_rate: float | None
+    baseline: str | None
+    max_regressions: int | None
+    max_error_rate: float | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        values = {o.dest.removeprefix("crmbench_"): _value(config, o) for o in OPTIONS}
+        settings = cls(**values)
+        if settings.backend not in ("postgres", "memory"):
+            raise pytest.UsageError("--crm-backend must be 'postgres' or 'memory'")
+        if settings.trials < 1:
+            raise pytest.UsageError("--crm-trials must be at least 1")
+        if settings.resume and not settings.results:
+            raise pytest.UsageError("--crm-resume needs --crm-results PATH (the file to resume)")
+        if settings.baseline and not Path(settings.baseline).is_file():
+            raise pytest.UsageError(f"--crm-baseline: no such file: {settings.baseline}")
+        return settings
+
+    def public(self) -> dict[str, Any]:
+        """Settings for the report (nothing secret lives here)."""
+        return dict(self.__dict__)

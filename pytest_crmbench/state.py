@@ -1,0 +1,78 @@
+"""Per-process plugin state kept in ``config.stash`` (no module globals)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_crmbench.options import Settings
+from pytest_crmbench.runner.results import ResultsStream
+
+
+@dataclass
+class CrmState:
+    settings: Settings
+    is_worker: bool
+    worker_id: str
+    run_id: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+    previous: list[dict[str, Any]] = field(default_factory=list)  # resumed from --crm-results
+    stream: ResultsStream | None = None
+    server: Any = None  # PostgresServer this process started (and must stop)
+    admin_url: str | None = None  # PostgreSQL server to create worker databases on
+    provider: str | None = None
+    dataset_info: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    stores: list[Any] = field(default_factory=list)
+    stores_db: list[str] = field(default_factory=list)
+
+    def ensure_server(self) -> str:
+        """Admin URL of the PostgreSQL server, starting one in this process if needed."""
+        if self.admin_url is None:
+            from pytest_crmbench.postgres import start_server
+
+            mode = self.settings.postgres
+            url = None
+            if mode.startswith(("postgres://", "postgresql://")):
+                mode, url = "url", self.settings.postgres
+            self.server = start_server(mode, url=url, image=self.settings.postgres_image)
+            self.admin_url = self.server.admin_url
+            self.provider = self.server.description
+        return self.admin_url
+
+    def stop(self) -> None:
+        for store in self.stores:
+            with contextlib.suppress(Exception):  # best effort at exit
+                store.close()
+        if self.admin_url and self.stores_db:
+            from pytest_crmbench.postgres import drop_database
+
+            for name in self.stores_db:
+                with contextlib.suppress(Exception):
+                    drop_database(self.admin_url, name)
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.stream is not None:
+            self.stream.close()
+
+
+STATE = pytest.StashKey[CrmState]()
+RESULT = pytest.StashKey[dict[str, Any]]()
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def worker_id(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return str(workerinput.get("workerid", "gw"))
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")

@@ -1,0 +1,65 @@
+"""The terminal summary printed after a benchmark run (plain text from the summary dict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(rate: float | None) -> str:
+    return "  n/a" if rate is None else f"{rate * 100:5.1f}%"
+
+
+def _rows(title: str, groups: dict[str, dict[str, Any]]) -> list[str]:
+    if not groups:
+        return []
+    width = max(len(k) for k in groups)
+    lines = [f"  {title}:"]
+    for name, g in groups.items():
+        lines.append(
+            f"    {name:<{width}}  {_pct(g['pass_rate'])}  "
+            f"({g['passed']}/{g['passed'] + g['failed']}"
+            + (f", {g['errors']} errors" if g["errors"] else "")
+            + ")"
+        )
+    return lines
+
+
+def render_summary(summary: dict[str, Any], provider: str | None, settings: Any) -> list[str]:
+    s = summary
+    where = settings.backend if settings.backend == "memory" else f"postgres: {provider}"
+    lines = [
+        "",
+        "=" * 30 + " crmbench summary " + "=" * 30,
+        f"  agent: {settings.agent}   store: {where}",
+        f"  items: {s['items']}  passed: {s['passed']}  failed: {s['failed']}  "
+        f"errors: {s['errors']}  skipped: {s['skipped']}",
+        f"  pass rate: {_pct(s['pass_rate'])}   turn pass rate: {_pct(s['turn_pass_rate'])}   "
+        f"action match: {_pct(s['action_match_rate'])}   error rate: {_pct(s['error_rate'])}",
+    ]
+    hat = s.get("pass_hat_k")
+    if hat:
+        lines.append(
+            f"  pass^{hat['k']}: {_pct(hat['pass_hat_k'])}   pass@1: {_pct(hat['pass_at_1'])}"
+            f"   ({hat['cases']} cases)"
+        )
+    lines += _rows("by complexity", s["by_complexity"])
+    lines += _rows("by workflow", s["by_workflow"])
+    lines += _rows("by family", s["by_family"])
+    if s["by_tool"]:
+        tools = sorted(s["by_tool"].items(), key=lambda kv: (kv[1]["pass_rate"] or 0, kv[0]))
+        lines += _rows("by tool (weakest first, top 10)", dict(tools[:10]))
+    if s["input_tokens"] or s["output_tokens"] or s["cost_usd"]:
+        lines.append(
+            f"  tokens: {s['input_tokens']} in / {s['output_tokens']} out   "
+            f"cost: ${s['cost_usd']:.4f}"
+        )
+    if s["top_failure_reasons"]:
+        lines.append("  top failure reasons:")
+        lines += [f"    {r['count']:>5}  {r['reason']}" for r in s["top_failure_reasons"][:5]]
+    if s.get("share_any_turn_state_passed") is not None:
+        lines.append(
+            "  upstream-comparable: conversations with ≥1 passing turn (state) "
+            f"{_pct(s['share_any_turn_state_passed'])}, (reply) "
+            f"{_pct(s['share_any_turn_reply_passed'])}"
+        )
+    return lines
