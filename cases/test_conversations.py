@@ -5,7 +5,7 @@ workflow, tool names, ``refusal``).
 """
 
 crmbench_kind = "conversations"
-crmbench_dataset = "crmbench_*.jsonl"
+crmbench_dataset = "conversations.jsonl"
 
 
 def test_conversation(crm_result):
