@@ -124,8 +124,20 @@ class XdistController:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is not None:
-        state.stop()
+    if state is None:
+        return
+    if state.gate is not None and not state.is_worker:
+        # After pytest's own stats line: the gate decides the exit status, so it goes last.
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            verdict = "PASSED" if state.gate["passed"] else "FAILED"
+            reporter.write_line(
+                f"crmbench gate {verdict}: " + "; ".join(state.gate["reasons"]),
+                green=state.gate["passed"],
+                red=not state.gate["passed"],
+                bold=True,
+            )
+    state.stop()
 
 
 # == collection ======================================================================
