@@ -16,6 +16,8 @@ from pytest_crmbench.backends import open_memory_store, open_postgres_store
 from pytest_crmbench.crm import CRM, DeterministicIds, FixedClock, Store, load_seed_world
 from pytest_crmbench.crm.seed import SeedWorld
 
+pytest_plugins = ["pytester"]
+
 STORE_PARAMS = [
     pytest.param("memory", id="memory"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
