@@ -57,6 +57,10 @@ class ReplayAgent:
         self._results = {}
         self._turn = 0
 
+    def on_recovered(self, turn: int, results: list[Any]) -> None:
+        """Under ``--crm-recover`` the runner put the reference outcome of ``turn`` in place."""
+        self._results[turn] = list(results)
+
     def resolve(self, args: Any) -> Any:
         from pytest_crmbench.dataset.refs import resolve
 

@@ -355,6 +355,10 @@ class Runner:
         else:
             tracking.rollback_to(savepoint)
             _apply_reference(tracking, ref.changes, idmap)
+            recovered = getattr(agent, "on_recovered", None)
+            if getattr(agent, "wants_script", False) and callable(recovered):
+                # Only script-following agents are told; records kept their reference ids.
+                recovered(number, [c.get("result") for c in ref.calls])
         usage_fn = getattr(agent, "last_usage", None)
         usage = usage_fn() if callable(usage_fn) else None
         wall = time.perf_counter() - t0
