@@ -113,12 +113,16 @@ def field_schema(f: Field) -> dict[str, Any]:
     return {"type": "string", "description": desc}
 
 
-def _create_params(entity: Entity) -> tuple[Param, ...]:
-    return tuple(
+def _create_params(entity: Entity, first: tuple[str, ...] = ()) -> tuple[Param, ...]:
+    """Create parameters in entity field order, ``first`` moved to the front in that order
+    (the spec's method signature where it differs from the entity's field order)."""
+    params = [
         Param(f.name, field_schema(f), f.required)
         for f in entity.fields
         if f.kind not in ("id", "timestamp", "id_list")
-    )
+    ]
+    params.sort(key=lambda p: first.index(p.name) if p.name in first else len(first))
+    return tuple(params)
 
 
 def _key_param(entity: Entity) -> Param:
@@ -274,7 +278,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "create_new_opportunity",
         "create",
         "Create a sales opportunity (deal) for an existing client.",
-        _create_params(OPPORTUNITY),
+        _create_params(OPPORTUNITY, ("name", "client_id", "amount", "stage")),
         OPPORTUNITY,
     ),
     ToolSpec(

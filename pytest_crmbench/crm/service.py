@@ -445,7 +445,7 @@ class CRM:
             owners.setdefault(r["owner"] or "Unassigned", []).append(r["amount"])
         return {
             "total_count": len(rows),
-            "total_amount": sum(r["amount"] for r in rows),
+            "total_amount": sum((r["amount"] for r in rows), 0.0),
             "by_stage": by_stage,
             "by_owner": {
                 o: {"count": len(a), "total_amount": sum(a)} for o, a in sorted(owners.items())
