@@ -75,6 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     settings = Settings.from_config(config)
     workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        _check_agent(settings.agent)
     state = CrmState(
         settings=settings,
         is_worker=workerinput is not None,
@@ -109,6 +111,18 @@ def pytest_configure(config: pytest.Config) -> None:
             state.ensure_server()
 
 
+def _check_agent(name: str) -> None:
+    """A usage error now, not one error per item later, for an agent that cannot load."""
+    from pytest_crmbench.agents.loading import BUILTIN, AgentLoadError, resolve_agent_factory
+
+    if name in BUILTIN:
+        return  # built-ins import their SDKs only when used
+    try:
+        resolve_agent_factory(name)
+    except AgentLoadError as exc:
+        raise pytest.UsageError(f"--agent: {exc}") from exc
+
+
 class XdistController:
     """xdist-only hooks, registered only when xdist runs (as pytest-randomly does)."""
 
@@ -123,6 +137,8 @@ class XdistController:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _CONFIG.get("config") is config:  # nested (pytester) sessions must not leak into ours
+        del _CONFIG["config"]
     state = config.stash.get(STATE, None)
     if state is None:
         return
@@ -331,6 +347,10 @@ def pytest_json_modifyreport(json_report: dict[str, Any]) -> None:
     if state is None or state.summary is None:
         return
     s = state.settings
+    if state.gate is not None:  # the gate decides the exit status (pytest_sessionfinish)
+        json_report["exitcode"] = int(
+            pytest.ExitCode.OK if state.gate["passed"] else pytest.ExitCode.TESTS_FAILED
+        )
     json_report["crmbench"] = {
         "summary": state.summary,
         "gate": state.gate,

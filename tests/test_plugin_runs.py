@@ -1,0 +1,236 @@
+"""Whole benchmark runs through pytest: replay/noop, both stores, xdist, the JSON report.
+
+Each test builds a tiny project (``cases/`` + ``golden/`` with the shipped data) in
+``pytester.path``. Memory-store checks run in process; xdist and PostgreSQL in a
+subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from plugin_support.project import (
+    ALL_ITEMS,
+    BASE,
+    MEMORY,
+    comparable_summary,
+    load_report,
+    make_project,
+    metadata,
+    outcomes,
+)
+
+
+def _by_family(report: dict) -> dict[str, dict[str, int]]:
+    """family -> {outcome: count}, from the items' own metadata."""
+    out: dict[str, dict[str, int]] = {}
+    for test in report["tests"]:
+        meta = test["metadata"]["crmbench"]
+        counts = out.setdefault(meta["family"], {})
+        counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1
+    return out
+
+
+def test_replay_passes_every_shipped_conversation_and_golden_case_on_memory(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, shipped=True)
+    result = pytester.runpytest(*MEMORY, "--json-report", "--json-report-file=r.json")
+    assert result.ret == pytest.ExitCode.OK
+    counts = result.parseoutcomes()
+    assert not {"failed", "errors", "skipped"} & set(counts), counts
+    report = load_report(pytester.path / "r.json")
+    families = _by_family(report)
+    assert set(families) == {"conversation", "golden_sandbox", "golden_agent"}
+    assert all(set(c) == {"passed"} for c in families.values()), families
+    crm = report["crmbench"]
+    assert crm["backend"] == "memory"
+    assert crm["postgres_provider"] is None
+    assert crm["agent"]["name"] == "replay"
+    summary = crm["summary"]
+    assert (summary["items"], summary["passed"], summary["failed"], summary["errors"]) == (
+        counts["passed"],
+        counts["passed"],
+        0,
+        0,
+    )
+    assert summary["pass_rate"] == summary["turn_pass_rate"] == 1.0
+    assert summary["action_match_rate"] == 1.0
+    result.stdout.fnmatch_lines(["*crmbench summary*", "*agent: replay*store: memory*"])
+
+
+def test_noop_passes_no_shipped_conversation(pytester: pytest.Pytester) -> None:
+    """Verifier honesty: a do-nothing agent scores 0; golden sandbox cases ignore the agent."""
+    make_project(pytester, shipped=True)
+    result = pytester.runpytest(
+        *MEMORY, "--agent", "noop", "--json-report", "--json-report-file=r.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = load_report(pytester.path / "r.json")
+    families = _by_family(report)
+    assert set(families["conversation"]) == {"failed"}
+    assert set(families["golden_agent"]) == {"failed"}
+    assert set(families["golden_sandbox"]) == {"passed"}
+    by_family = report["crmbench"]["summary"]["by_family"]
+    assert by_family["conversation"]["passed"] == 0
+    assert by_family["conversation"]["pass_rate"] == 0.0
+    assert by_family["golden_agent"]["pass_rate"] == 0.0
+    assert by_family["golden_sandbox"]["pass_rate"] == 1.0
+    assert report["crmbench"]["summary"]["passed"] == sum(families["golden_sandbox"].values())
+
+
+@pytest.mark.postgres
+def test_replay_on_postgres_serial_and_two_workers(pytester: pytest.Pytester) -> None:
+    """The default store (embedded PostgreSQL here, or CRMBENCH_POSTGRES_URL): every shipped
+    item passes serially and with ``-n 2``, and the ``-n 2`` summary equals the serial one."""
+    make_project(pytester, shipped=True)
+    common = (*BASE, "--crm-backend", "postgres", "--json-report")
+    serial = pytester.runpytest_subprocess(*common, "--json-report-file=serial.json", timeout=180)
+    assert serial.ret == pytest.ExitCode.OK
+    assert not {"failed", "errors", "skipped"} & set(serial.parseoutcomes())
+    parallel = pytester.runpytest_subprocess(
+        *common, "-n", "2", "--json-report-file=xdist.json", timeout=180
+    )
+    assert parallel.ret == pytest.ExitCode.OK
+    assert parallel.parseoutcomes()["passed"] == serial.parseoutcomes()["passed"]
+    a = load_report(pytester.path / "serial.json")
+    b = load_report(pytester.path / "xdist.json")
+    for report in (a, b):
+        assert report["crmbench"]["backend"] == "postgres"
+        assert report["crmbench"]["postgres_provider"]
+        assert report["crmbench"]["summary"]["pass_rate"] == 1.0
+        assert report["crmbench"]["summary"]["errors"] == 0
+    assert comparable_summary(a["crmbench"]["summary"]) == comparable_summary(
+        b["crmbench"]["summary"]
+    )
+    assert outcomes(a) == outcomes(b)
+
+
+def test_xdist_summary_equals_serial(pytester: pytest.Pytester) -> None:
+    """A mixed run (noop: conversations fail, sandbox golden passes) with ``-n 2`` gives the
+    serial run's summary and the same outcome per test id."""
+    make_project(pytester)
+    common = (*MEMORY, "--agent", "noop", "--json-report")
+    serial = pytester.runpytest_subprocess(*common, "--json-report-file=serial.json")
+    parallel = pytester.runpytest_subprocess(*common, "-n", "2", "--json-report-file=xdist.json")
+    assert serial.ret == parallel.ret == pytest.ExitCode.TESTS_FAILED
+    a = load_report(pytester.path / "serial.json")
+    b = load_report(pytester.path / "xdist.json")
+    assert len(a["tests"]) == len(b["tests"]) == ALL_ITEMS
+    assert outcomes(a) == outcomes(b)
+    assert comparable_summary(a["crmbench"]["summary"]) == comparable_summary(
+        b["crmbench"]["summary"]
+    )
+    assert a["crmbench"]["summary"]["top_failure_reasons"]
+    # Every worker's per-item verdicts reached the controller intact.
+    assert metadata(a).keys() == metadata(b).keys()
+    for case_id, meta in metadata(a).items():
+        other = metadata(b)[case_id]
+        assert [t["passed"] for t in meta["turns"]] == [t["passed"] for t in other["turns"]]
+
+
+def test_json_report_summary_and_plain_json_metadata(pytester: pytest.Pytester) -> None:
+    make_project(pytester)
+    result = pytester.runpytest(
+        *MEMORY, "--agent", "noop", "--json-report", "--json-report-file=r.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = load_report(pytester.path / "r.json")
+    crm = report["crmbench"]
+    summary = crm["summary"]
+    for key in (
+        "items",
+        "passed",
+        "failed",
+        "errors",
+        "pass_rate",
+        "turn_pass_rate",
+        "action_match_rate",
+        "by_complexity",
+        "by_workflow",
+        "by_tool",
+    ):
+        assert key in summary, key
+    assert summary["items"] == ALL_ITEMS
+    assert summary["passed"] + summary["failed"] + summary["errors"] == ALL_ITEMS
+    assert set(summary["by_complexity"]) == {"simple", "medium", "complex"}
+    assert "Quote Management" in summary["by_workflow"]
+    assert summary["by_tool"]["create_quote"]["items"] == 2
+    assert crm["dataset"]["sha256"]
+    assert crm["dataset"]["files"][0].endswith("conversations.jsonl")
+    assert crm["gate"] is None
+    assert "pytest-crmbench" in crm["versions"]
+
+    assert len(report["tests"]) == ALL_ITEMS
+    for test in report["tests"]:
+        meta = test["metadata"]["crmbench"]
+        assert json.loads(json.dumps(meta)) == meta  # plain JSON
+        assert {"case_id", "family", "complexity", "workflow", "trial", "turns"} <= meta.keys()
+        assert meta["trial"] == 1
+        assert meta["test_id"] in test["nodeid"]
+        assert meta["outcome"] == test["outcome"]
+        assert meta["family"] in ("conversation", "golden_sandbox", "golden_agent")
+    conv = metadata(report)["CONV-0003"]
+    assert (conv["family"], conv["complexity"], conv["workflow"]) == (
+        "conversation",
+        "medium",
+        "Quote Management",
+    )
+    assert [t["turn"] for t in conv["turns"]] == [1, 2, 3, 4]
+    assert all(t["passed"] is False for t in conv["turns"])
+    assert conv["turns"][1]["expected_calls"][0]["tool"] == "create_quote"
+
+
+def test_benchmark_run_writes_default_report(pytester: pytest.Pytester) -> None:
+    make_project(pytester, conversations=["CONV-0001", "CONV-0002"], golden=False)
+    result = pytester.runpytest(*MEMORY)
+    result.assert_outcomes(passed=2)
+    default = pytester.path / ".crmbench" / "report.json"
+    assert default.is_file()
+    crm = load_report(default)["crmbench"]
+    assert crm["summary"]["passed"] == 2
+    assert crm["summary"]["pass_rate"] == 1.0
+
+
+def test_report_none_disables_default_report(pytester: pytest.Pytester) -> None:
+    make_project(pytester, conversations=["CONV-0001"], golden=False)
+    result = pytester.runpytest(*MEMORY, "--crm-report", "none")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / ".crmbench").exists()
+
+
+def test_custom_report_path(pytester: pytest.Pytester) -> None:
+    make_project(pytester, conversations=["CONV-0001"], golden=False)
+    result = pytester.runpytest(*MEMORY, "--crm-report", "out/bench.json")
+    result.assert_outcomes(passed=1)
+    assert load_report(pytester.path / "out" / "bench.json")["crmbench"]["summary"]["items"] == 1
+
+
+def test_nested_in_process_runs_do_not_leak_into_the_outer_report(
+    pytester: pytest.Pytester,
+) -> None:
+    """A project testing its agent with pytester (in process) and writing a JSON report:
+    the inner benchmark run's summary must not land in the outer report."""
+    make_project(pytester, conversations=["CONV-0001"], golden=False)
+    template = pytester.path / "template"
+    template.mkdir()
+    for name in ("cases", "conftest.py", "crm_agents.py"):
+        (pytester.path / name).rename(template / name)
+    outer = pytester.path / "tests_outer"
+    outer.mkdir()
+    (outer / "test_nested.py").write_text(
+        "import shutil\n"
+        "from pathlib import Path\n"
+        "TEMPLATE = Path(__file__).resolve().parents[1] / 'template'\n"
+        "def test_inner(pytester):\n"
+        "    shutil.copytree(TEMPLATE, pytester.path, dirs_exist_ok=True)\n"
+        f"    result = pytester.runpytest(*{MEMORY!r}, '--crm-report', 'none')\n"
+        "    result.assert_outcomes(passed=1)\n"
+    )
+    result = pytester.runpytest_subprocess(
+        *BASE, "-p", "pytester", "tests_outer", "--json-report", "--json-report-file=outer.json"
+    )
+    result.assert_outcomes(passed=1)
+    assert "crmbench" not in load_report(pytester.path / "outer.json")
+    assert "crmbench summary" not in result.stdout.str()
