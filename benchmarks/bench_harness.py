@@ -1,0 +1,218 @@
+"""Harness benchmarks: what the benchmark itself costs when the model costs nothing.
+
+Targets (spec/targets.md):
+  P1  harness overhead per turn, replay agent (agent time excluded):
+      p50 ≤ 1 ms on memory, ≤ 4 ms on PostgreSQL
+  P2  full shipped suite (conversations + golden), replay, memory, one process,
+      wall incl. start-up: ≤ 15 s
+  P3  the same on embedded PostgreSQL with -n 2: ≤ 40 s
+  P5  `pytest --co -q` of the full suite: ≤ 2 s
+  P7  peak memory of one worker: ≤ 200 MB
+  P8  PostgreSQL replay throughput per worker ≥ 5 × 34 conversations/s (upstream)
+
+P1 and P8 drive the runner in-process (every shipped conversation, several repeats);
+P2, P3, P5 and P7 time real `pytest` subprocesses from the repository root.
+
+    python benchmarks/bench_harness.py [--repeat 3] [--output PATH] [--skip-suite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+UPSTREAM_CONV_PER_S = 34.0
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
+    """P1 (per-turn overhead) and P8 (throughput) on one store, in this process."""
+    from pytest_crmbench.agents.scripted import ReplayAgent
+    from pytest_crmbench.backends import open_memory_store, open_postgres_store
+    from pytest_crmbench.crm.seed import load_seed_world, project_dir
+    from pytest_crmbench.dataset import load_dataset
+    from pytest_crmbench.runner import Runner
+
+    world = load_seed_world()
+    convs = load_dataset(project_dir("cases") / "conversations.jsonl").conversations
+    server = None
+    if backend == "memory":
+        store: Any = open_memory_store(world)
+    else:
+        from pytest_crmbench.postgres import create_database, start_server
+
+        server = start_server("embedded")
+        store = open_postgres_store(create_database(server.admin_url, "bench_harness"), world)
+    try:
+        runner = Runner(store, world)
+        for conv in convs:  # warm-up: reference runs cached, statements prepared
+            runner.run(conv, ReplayAgent())
+        p50s, item_p50s, rates = [], [], []
+        for _ in range(repeat):
+            turn_overheads: list[float] = []
+            item_overheads: list[float] = []
+            started = time.perf_counter()
+            for conv in convs:
+                result = runner.run(conv, ReplayAgent())
+                assert result["passed"], conv.id
+                turns = result["turns"]
+                turn_overheads += [t["harness_s"] for t in turns]
+                agent_s = sum(t["agent_s"] for t in turns)
+                item_overheads.append((result["duration_s"] - agent_s) / len(turns))
+            rates.append(len(convs) / (time.perf_counter() - started))
+            p50s.append(statistics.median(turn_overheads) * 1000)
+            item_p50s.append(statistics.median(item_overheads) * 1000)
+        return {
+            "conversations": len(convs),
+            "turn_overhead_p50_ms": statistics.median(p50s),
+            "turn_overhead_p95_ms": _pct(turn_overheads, 0.95) * 1000,
+            "item_overhead_per_turn_p50_ms": statistics.median(item_p50s),
+            "conversations_per_s": statistics.median(rates),
+        }
+    finally:
+        store.close()
+        if server is not None:
+            server.stop()
+
+
+def _pytest(args: list[str]) -> tuple[float, int, str]:
+    """Wall time, exit status and last line of a pytest subprocess at the repo root."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    del before
+    last = (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode not in (0,):
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+    return wall, proc.returncode, last
+
+
+def measure_suite(repeat: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    runs = {
+        "P2 memory, 1 process": ["--crm-backend", "memory", "--crm-report", "none"],
+        "P3 postgres, -n 2": ["-n", "2", "--crm-postgres", "embedded", "--crm-report", "none"],
+        "P5 --co": ["--co"],
+    }
+    for name, args in runs.items():
+        walls, last = [], ""
+        for _ in range(repeat):
+            wall, status, last = _pytest(args)
+            if status != 0:
+                raise SystemExit(f"{name}: pytest exited {status}: {last}")
+            walls.append(wall)
+        out[name] = {"wall_s": statistics.median(walls), "runs": walls, "last_line": last}
+    # Peak RSS of any child process so far (kB on Linux): the largest worker of the runs.
+    out["P7 peak RSS of one process (MB)"] = (
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks/results/bench_harness.json"))
+    parser.add_argument("--skip-suite", action="store_true", help="only the in-process runs")
+    args = parser.parse_args(argv)
+
+    mem = measure_runner("memory", args.repeat)
+    pg = measure_runner("postgres", args.repeat)
+    suite = {} if args.skip_suite else measure_suite(args.repeat)
+
+    rows = [
+        ("P1 turn overhead p50, memory (ms)", mem["turn_overhead_p50_ms"], "≤ 1", 1.0),
+        ("P1 turn overhead p50, postgres (ms)", pg["turn_overhead_p50_ms"], "≤ 4", 4.0),
+        ("    item overhead per turn, memory (ms)", mem["item_overhead_per_turn_p50_ms"], "", None),
+        (
+            "    item overhead per turn, postgres (ms)",
+            pg["item_overhead_per_turn_p50_ms"],
+            "",
+            None,
+        ),
+        ("    replay conversations/s, memory", mem["conversations_per_s"], "", None),
+        (
+            "P8 replay conversations/s, postgres (1 conn)",
+            pg["conversations_per_s"],
+            f"≥ {5 * UPSTREAM_CONV_PER_S:.0f}",
+            -5 * UPSTREAM_CONV_PER_S,
+        ),
+    ]
+    targets = {"P2 memory, 1 process": 15.0, "P3 postgres, -n 2": 40.0, "P5 --co": 2.0}
+    for name, limit in targets.items():
+        if name in suite:
+            rows.append((f"{name} wall (s)", suite[name]["wall_s"], f"≤ {limit:g}", limit))
+    if suite:
+        rows.append(
+            (
+                "P7 peak RSS of one process (MB)",
+                suite["P7 peak RSS of one process (MB)"],
+                "≤ 200",
+                200.0,
+            )
+        )
+
+    print(
+        f"bench_harness: {args.repeat} repeats, medians; python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, {mem['conversations']} shipped conversations"
+    )
+    print(f"{'measure':<48}{'value':>12}  {'target':>8}  verdict")
+    print("-" * 80)
+    verdicts = {}
+    for name, value, target, limit in rows:
+        verdict = ""
+        if limit is not None:
+            ok = value >= -limit if limit < 0 else value <= limit
+            verdict = "PASS" if ok else "FAIL"
+            verdicts[name.strip()] = verdict
+        print(f"{name:<48}{value:>12.3f}  {target:>8}  {verdict}")
+    for name, data in suite.items():
+        if isinstance(data, dict):
+            print(f"  {name}: {data['last_line']}")
+
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "memory": mem,
+                "postgres": pg,
+                "suite": suite,
+                "verdicts": verdicts,
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print(f"results written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
