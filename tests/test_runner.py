@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,6 @@ from pytest_crmbench.agents.base import ToolHandle
 from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent
 from pytest_crmbench.backends import open_memory_store
 from pytest_crmbench.crm import CRM, FixedClock, MemoryStore, RandomIds
-from pytest_crmbench.crm.seed import project_dir
 from pytest_crmbench.dataset import load_dataset
 from pytest_crmbench.runner import DatasetDefect, InfrastructureError, Runner, RunOptions
 from pytest_crmbench.runner.tracking import TrackingStore
@@ -18,7 +18,8 @@ from pytest_crmbench.runner.tracking import TrackingStore
 
 @pytest.fixture(scope="module")
 def dataset() -> Any:
-    return load_dataset(project_dir("cases") / "conversations.jsonl")
+    # A frozen copy of the hand-written starter set: these tests name its turns.
+    return load_dataset(Path(__file__).parent / "plugin_support" / "data" / "conversations.jsonl")
 
 
 @pytest.fixture

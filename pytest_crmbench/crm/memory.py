@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER, Record
@@ -13,19 +14,26 @@ from pytest_crmbench.crm.validation import fold
 _Undo = Callable[[], None]
 
 
-def _matches(record: Record, cond: Cond) -> bool:
-    value = record.get(cond.field)
-    if value is None:
-        return False
+_folded = functools.lru_cache(maxsize=65536)(fold)
+
+
+def _predicate(cond: Cond) -> Callable[[Record], bool]:
+    """One condition as a function of a record (built once per query, not per record)."""
+    name, want = cond.field, cond.value
     if cond.op == "eq":
-        return bool(value == cond.value)
+        return lambda r: r[name] is not None and bool(r[name] == want)
     if cond.op == "ieq":
-        return bool(fold(value) == cond.value)
+        return lambda r: r[name] is not None and _folded(r[name]) == want
     if cond.op == "icontains":
-        return bool(cond.value in fold(value))
+        return lambda r: r[name] is not None and want in _folded(r[name])
     if cond.op == "ge":
-        return bool(value >= cond.value)
-    return bool(value <= cond.value)
+        return lambda r: r[name] is not None and bool(r[name] >= want)
+    return lambda r: r[name] is not None and bool(r[name] <= want)
+
+
+def _copy(record: Record) -> Record:
+    """Records hold immutable values except id lists; a shallow copy plus list copies."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in record.items()}
 
 
 class MemoryStore:
@@ -49,21 +57,24 @@ class MemoryStore:
     # -- reads ---------------------------------------------------------------------
     def get(self, table: str, key: str) -> Record | None:
         record = self._tables[table].get(key)
-        return dict(record) if record is not None else None
+        return _copy(record) if record is not None else None
 
     def find(self, table: str, where: Sequence[Cond] = ()) -> list[Record]:
-        rows = [r for r in self._tables[table].values() if all(_matches(r, c) for c in where)]
+        rows = list(self._tables[table].values())
+        for cond in where:
+            test = _predicate(cond)
+            rows = [r for r in rows if test(r)]
         seq = self._seq[table]
         key = BY_TABLE[table].key
         rows.sort(key=lambda r: seq[r[key]])
-        return [dict(r) for r in rows]
+        return [_copy(r) for r in rows]
 
     # -- writes --------------------------------------------------------------------
     def insert(self, table: str, record: Record) -> None:
         key = record[BY_TABLE[table].key]
         if key in self._tables[table]:
             raise KeyError(f"duplicate key {key} in {table}")
-        self._tables[table][key] = copy.deepcopy(record)
+        self._tables[table][key] = _copy(record)
         self._next_seq += 1
         self._seq[table][key] = self._next_seq
 
@@ -76,7 +87,7 @@ class MemoryStore:
     def update(self, table: str, key: str, changes: Record) -> None:
         record = self._tables[table][key]
         before = {f: record[f] for f in changes}
-        record.update(copy.deepcopy(changes))
+        record.update(_copy(changes))
         self._undo.append(lambda: record.update(before))
 
     def delete(self, table: str, key: str) -> None:
