@@ -37,6 +37,21 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    """Generate the conversation dataset and its stratified 400 subset; print statistics."""
+    from pytest_crmbench.generate import dataset_statistics, format_statistics, write_dataset
+
+    if args.count < 1:
+        print("crmbench generate: --count must be at least 1", file=sys.stderr)
+        return 2
+    report = write_dataset(args.output, seed=args.seed, count=args.count)
+    print(f"wrote {report.full} ({len(report.conversations)} conversations)")
+    print(f"wrote {report.subset} ({len(report.subset_conversations)} conversations, stratified)")
+    print(format_statistics(dataset_statistics(report.conversations)))
+    print(f"generated and validated in {report.seconds:.1f} s ({report.attempts} attempts)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crmbench", description="pytest-crmbench utilities (run the benchmark with pytest)."
@@ -47,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true", help="JSON Schemas, for machines")
     tools.add_argument("--all", action="store_true", help="include the 10 helper methods")
     tools.set_defaults(func=_cmd_tools)
+    gen = sub.add_parser(
+        "generate", help="generate the conversation dataset (deterministic for a seed)"
+    )
+    gen.add_argument("--output", default="cases", help="directory to write (default: cases)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    gen.add_argument("--count", type=int, default=1200, help="conversations (default: 1200)")
+    gen.set_defaults(func=_cmd_generate)
     return parser
 
 
