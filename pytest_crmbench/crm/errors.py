@@ -24,5 +24,11 @@ def shorten(value: object, limit: int = 200) -> str:
 
     Hostile inputs (megabyte strings) must not turn every error into a megabyte.
     """
-    text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except ValueError:  # e.g. an int beyond Python's int-to-str digit limit
+            text = f"<{type(value).__name__} too large to display>"
     return text if len(text) <= limit else text[:limit] + "…"

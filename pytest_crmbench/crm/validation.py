@@ -177,7 +177,10 @@ def url(value: Any, label: str) -> str | None:
     stripped = value.strip()
     if not stripped:
         return None
-    ok = storable(stripped) and not any(c.isspace() for c in stripped)
+    # urlsplit lower-cases the scheme and drops leading control characters, so check the
+    # stored text itself starts with the scheme (as the PostgreSQL CHECK does).
+    ok = storable(stripped) and stripped.startswith(("http://", "https://"))
+    ok = ok and not any(c.isspace() for c in stripped)
     if ok:
         try:
             parts = urlsplit(stripped)
