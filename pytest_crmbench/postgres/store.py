@@ -99,6 +99,11 @@ class PostgresStore:
         self._cur = self._conn.cursor()
         self._tables = {t: _Table(BY_TABLE[t]) for t in LOAD_ORDER}
         self._counter = 0
+        # Savepoints are issued lazily, just before the first write inside them: most tool
+        # calls only read (or fail validation) and then cost no round trip at all.
+        self._pending: list[str] = []
+        self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._issued: list[str] = []
         self._exec("BEGIN")
 
     # -- plumbing ------------------------------------------------------------------
@@ -122,10 +127,14 @@ class PostgresStore:
 
     def mark_base(self) -> None:
         """Commit: the current content becomes what :meth:`reset` returns to."""
+        self._pending.clear()
+        self._issued.clear()
         self._exec("COMMIT")
         self._exec("BEGIN")
 
     def reset(self) -> None:
+        self._pending.clear()
+        self._issued.clear()
         self._exec("ROLLBACK")
         self._exec("BEGIN")
 
@@ -136,37 +145,49 @@ class PostgresStore:
         row = self._cur.fetchone()
         return t.from_db(row) if row is not None else None
 
-    def find(self, table: str, where: Sequence[Cond] = ()) -> list[Record]:
+    def _find_query(self, table: str, shape: tuple[tuple[str, str], ...]) -> str:
+        """The SQL text of a query shape (fields and operators), composed once and cached."""
+        query = self._queries.get((table, shape))
+        if query is not None:
+            return query
         from psycopg import sql
 
         t = self._tables[table]
+        templates = {
+            "eq": "{} = %s",
+            "ieq": 'lower({} COLLATE "C") = %s',
+            "icontains": 'strpos(lower({} COLLATE "C"), %s) > 0',
+            "ge": "{} >= %s",
+            "le": "{} <= %s",
+        }
         clauses: list[sql.Composable] = []
-        params: list[Any] = []
-        for cond in where:
-            if cond.field not in t.kinds:
-                raise KeyError(f"{table} has no field {cond.field}")
-            col = sql.Identifier(cond.field)
-            if cond.op == "eq":
-                clauses.append(sql.SQL("{} = %s").format(col))
-                params.append(t.to_db(cond.field, cond.value))
-            elif cond.op == "ieq":
-                clauses.append(sql.SQL('lower({} COLLATE "C") = %s').format(col))
-                params.append(cond.value)
-            elif cond.op == "icontains":
-                clauses.append(sql.SQL('strpos(lower({} COLLATE "C"), %s) > 0').format(col))
-                params.append(cond.value)
-            else:
-                op = sql.SQL(">=" if cond.op == "ge" else "<=")
-                clauses.append(sql.SQL("{} {} %s").format(col, op))
-                params.append(cond.value)
-        query = t.select
+        for field, op in shape:
+            if field not in t.kinds:
+                raise KeyError(f"{table} has no field {field}")
+            clauses.append(sql.SQL(templates[op]).format(sql.Identifier(field)))
+        composed = t.select
         if clauses:
-            query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(clauses))
-        self._exec(sql.SQL("{} ORDER BY seq").format(query), params)
+            composed = sql.SQL("{} WHERE {}").format(composed, sql.SQL(" AND ").join(clauses))
+        query = sql.SQL("{} ORDER BY seq").format(composed).as_string(self._conn)
+        self._queries[(table, shape)] = query
+        return query
+
+    def find(self, table: str, where: Sequence[Cond] = ()) -> list[Record]:
+        t = self._tables[table]
+        query = self._find_query(table, tuple((c.field, c.op) for c in where))
+        params = [t.to_db(c.field, c.value) if c.op == "eq" else c.value for c in where]
+        self._exec(query, params)
         return [t.from_db(row) for row in self._cur.fetchall()]
 
     # -- writes --------------------------------------------------------------------
+    def _before_write(self) -> None:
+        for name in self._pending:
+            self._exec(f"SAVEPOINT {name}")
+            self._issued.append(name)
+        self._pending.clear()
+
     def insert(self, table: str, record: Record) -> None:
+        self._before_write()
         t = self._tables[table]
         self._exec(t.insert, [t.to_db(n, record.get(n)) for n in t.names])
 
@@ -177,26 +198,41 @@ class PostgresStore:
         names = [n for n in changes if n in t.kinds]
         if not names:
             return
+        self._before_write()
         sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in names)
         query = sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(t.table, sets, t.key)
         self._exec(query, [*(t.to_db(n, changes[n]) for n in names), uuid.UUID(key)])
 
     def delete(self, table: str, key: str) -> None:
+        self._before_write()
         self._exec(self._tables[table].delete, (uuid.UUID(key),))
 
     # -- atomic units --------------------------------------------------------------
     def savepoint(self) -> str:
         self._counter += 1
         name = f"sp{self._counter}"
-        self._exec(f"SAVEPOINT {name}")
+        self._pending.append(name)
         return name
 
+    def _close(self, name: str) -> bool:
+        """Forget ``name`` and the savepoints opened after it; True if it was issued."""
+        if name in self._pending:
+            del self._pending[self._pending.index(name) :]
+            return False
+        self._pending.clear()  # any still pending were opened inside ``name``
+        if name not in self._issued:
+            raise KeyError(f"no savepoint {name}")
+        del self._issued[self._issued.index(name) :]
+        return True
+
     def rollback_to(self, name: str) -> None:
-        self._exec(f"ROLLBACK TO SAVEPOINT {name}")
-        self._exec(f"RELEASE SAVEPOINT {name}")
+        if self._close(name):
+            # Rolled back and left in place: names are unique, the transaction ends it.
+            self._exec(f"ROLLBACK TO SAVEPOINT {name}")
 
     def release(self, name: str) -> None:
-        self._exec(f"RELEASE SAVEPOINT {name}")
+        if self._close(name):
+            self._exec(f"RELEASE SAVEPOINT {name}")
 
     def dump(self) -> dict[str, list[Record]]:
         return {t: self.find(t) for t in LOAD_ORDER}
