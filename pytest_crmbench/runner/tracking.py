@@ -47,32 +47,45 @@ class TrackingStore:
         self.backend = inner.backend
         self._before: dict[Key, Record | None] = {}
         self._frames: list[_Frame] = []
+        # Images known without asking the store: records just read (before-images of the
+        # writes that follow) and the result of every write seen. A rollback forgets them.
+        self._known: dict[Key, Record | None] = {}
 
     # -- journal ---------------------------------------------------------------------
     def start(self) -> None:
         """Begin a new observation window (a turn)."""
         self._before = {}
 
+    def _image(self, k: Key) -> Record | None:
+        if k in self._known:
+            known = self._known[k]
+            return dict(known) if known is not None else None
+        return self.inner.get(*k)
+
     def changes(self) -> list[Change]:
         """Net changes since :meth:`start`, in first-touch order; no-op writes dropped."""
         out: list[Change] = []
-        for (table, key), before in self._before.items():
-            after = self.inner.get(table, key)
+        for k, before in self._before.items():
+            after = self._image(k)
             if before != after:
-                out.append(Change(table, key, before, after))
+                out.append(Change(k[0], k[1], before, after))
         return out
 
-    def _touch(self, table: str, key: str, *, new: bool = False) -> None:
+    def _touch(self, table: str, key: str, *, new: bool = False) -> Record | None:
+        """Record the before-image at first touch; returns the current image."""
         k = (table, key)
-        if k in self._before:
-            return
-        self._before[k] = None if new else self.inner.get(table, key)
-        if self._frames:
-            self._frames[-1].firsts.append(k)
+        current = None if new else self._image(k)
+        if k not in self._before:
+            self._before[k] = current
+            if self._frames:
+                self._frames[-1].firsts.append(k)
+        return current
 
     # -- Store interface -------------------------------------------------------------
     def get(self, table: str, key: str) -> Record | None:
-        return self.inner.get(table, key)
+        record = self.inner.get(table, key)
+        self._known[(table, key)] = dict(record) if record is not None else None
+        return record
 
     def find(self, table: str, where: Sequence[Cond] = ()) -> list[Record]:
         return self.inner.find(table, where)
@@ -80,16 +93,23 @@ class TrackingStore:
     def insert(self, table: str, record: Record) -> None:
         from pytest_crmbench.crm.entities import BY_TABLE
 
-        self._touch(table, record[BY_TABLE[table].key], new=True)
+        key = record[BY_TABLE[table].key]
+        self._touch(table, key, new=True)
         self.inner.insert(table, record)
+        self._known[(table, key)] = dict(record)
 
     def update(self, table: str, key: str, changes: Record) -> None:
-        self._touch(table, key)
+        current = self._touch(table, key)
         self.inner.update(table, key, changes)
+        if current is None:
+            self._known.pop((table, key), None)
+        else:
+            self._known[(table, key)] = {**current, **changes}
 
     def delete(self, table: str, key: str) -> None:
         self._touch(table, key)
         self.inner.delete(table, key)
+        self._known[(table, key)] = None
 
     def savepoint(self) -> str:
         name = self.inner.savepoint()
@@ -105,6 +125,7 @@ class TrackingStore:
 
     def rollback_to(self, name: str) -> None:
         self.inner.rollback_to(name)
+        self._known.clear()
         for k in self._pop(name).firsts:
             self._before.pop(k, None)
 
@@ -120,6 +141,7 @@ class TrackingStore:
     def reset(self) -> None:
         self._frames.clear()
         self._before = {}
+        self._known.clear()
         self.inner.reset()
 
     def dump(self) -> dict[str, list[Record]]:
