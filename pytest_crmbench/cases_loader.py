@@ -35,6 +35,7 @@ def marker_lines() -> list[str]:
         "golden_sandbox: golden cases sent verbatim to the CRM (no agent)",
         "golden_agent: golden cases put to the agent",
         "refusal: cases with a turn the CRM must refuse",
+        "arc: conversations imported from the upstream (Arc) format",
         "crmbench: every benchmark item",
     ]
     return lines
@@ -50,16 +51,24 @@ class Case:
     data: Any  # Conversation, or (GoldenFile, GoldenCase)
     trial: int = 1
     source: str = ""
+    defects: tuple[Any, ...] = ()  # blocking defects of an imported (Arc) conversation
 
     def markers(self) -> list[str]:
+        from pytest_crmbench.crm.catalog import BY_TOOL
+        from pytest_crmbench.dataset.arc import is_arc
+
         marks = ["crmbench", self.kind]
         conv = self.conversation
         if conv is not None:
             marks.append(conv.complexity)
             marks.append(WORKFLOW_MARKERS.get(conv.workflow, "opportunity_management"))
-            marks += sorted({c.tool for t in conv.turns for c in t.expected_calls})
+            # Only the registered tool markers (an imported conversation may name others).
+            tools = {c.tool for t in conv.turns for c in t.expected_calls}
+            marks += sorted(t for t in tools if t in BY_TOOL and BY_TOOL[t].agent)
             if any(t.expect == "failure" for t in conv.turns):
                 marks.append(REFUSAL_MARKER)
+            if is_arc(conv):
+                marks.append("arc")
         else:
             _gf, gc = self.data
             marks += ["simple", gc.tool]
@@ -101,9 +110,10 @@ def conversation_cases(paths: tuple[str, ...], trials: int) -> tuple[list[Case],
     cases = []
     for conv in dataset.conversations:
         base = conversation_test_id(conv)
+        defects = tuple(d for d in dataset.defects.get(conv.id, ()) if d.blocking)
         for trial in range(1, trials + 1):
             tid = base if trials == 1 else f"{base}-t{trial}"
-            cases.append(Case("conversation", conv.id, tid, conv, trial, ",".join(paths)))
+            cases.append(Case("conversation", conv.id, tid, conv, trial, ",".join(paths), defects))
     return cases, dataset
 
 

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     gen.add_argument("--count", type=int, default=1200, help="conversations (default: 1200)")
     gen.set_defaults(func=_cmd_generate)
+    from pytest_crmbench.fakemodel.cli import add_parser as add_fake_server
+
+    add_fake_server(sub)
+    from pytest_crmbench.dataset.lint import add_parser as add_lint
+
+    add_lint(sub)
     return parser
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from pytest_crmbench.cases_loader import Case
 from pytest_crmbench.options import Settings
-from pytest_crmbench.state import RESULT, STATE
+from pytest_crmbench.state import ARC_DATASET, RESULT, STATE
 
 
 @pytest.fixture(scope="session")
@@ -36,22 +36,7 @@ def crm_world() -> Any:
 @pytest.fixture(scope="session")
 def crm_store(pytestconfig: pytest.Config, crm_world: Any) -> Any:
     """The seeded store of this process; items reset it, so it is shared by all of them."""
-    from pytest_crmbench.backends import open_memory_store, open_postgres_store
-
-    state = pytestconfig.stash[STATE]
-    store: Any
-    if state.settings.backend == "memory":
-        store = open_memory_store(crm_world)
-    else:
-        from pytest_crmbench.postgres import create_database
-
-        admin = state.ensure_server()
-        name = f"crmbench_{state.run_id}_{state.worker_id}".lower()
-        url = create_database(admin, name)
-        state.stores_db.append(name)
-        store = open_postgres_store(url, crm_world)
-    state.stores.append(store)
-    return store
+    return pytestconfig.stash[STATE].open_store(crm_world)
 
 
 @pytest.fixture
@@ -69,28 +54,58 @@ def crm_agent(crm_settings: Settings) -> Any:
     from pytest_crmbench.agents.loading import AgentLoadError, make_agent
 
     try:
-        return make_agent(
-            crm_settings.agent,
-            model=crm_settings.agent_model,
-            base_url=crm_settings.agent_base_url,
-            temperature=crm_settings.agent_temperature,
-            max_tokens=crm_settings.agent_max_tokens,
-            timeout=crm_settings.agent_timeout,
-        )
+        agent = make_agent(crm_settings.agent, **agent_settings(crm_settings))
     except AgentLoadError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    if crm_settings.agent_prices and hasattr(agent, "prices"):  # the LLM agents
+        from pytest_crmbench.agents.pricing import price_table
+
+        agent.prices = price_table(crm_settings.agent_prices)
+    return agent
+
+
+def agent_settings(settings: Settings) -> dict[str, Any]:
+    """The model settings every agent factory may accept (others are ignored)."""
+    return {
+        "model": settings.agent_model,
+        "base_url": settings.agent_base_url,
+        "temperature": settings.agent_temperature,
+        "max_tokens": settings.agent_max_tokens,
+        "timeout": settings.agent_timeout,
+    }
 
 
 @pytest.fixture(scope="session")
-def crm_runner(crm_store: Any, crm_world: Any, crm_settings: Settings) -> Any:
+def crm_runner(
+    crm_store: Any, crm_world: Any, crm_settings: Settings, pytestconfig: pytest.Config
+) -> Any:
+    """The runner; conversations imported from the upstream (Arc) format run on an empty
+    world with a store of their own, as the upstream ran them (see ``dataset.arc``)."""
     from pytest_crmbench.runner import Runner, RunOptions
 
+    judge = None
+    if crm_settings.judge.strip().lower() not in ("", "none"):
+        from pytest_crmbench.agents.judge import make_judge
+        from pytest_crmbench.agents.pricing import price_table
+
+        judge = make_judge(
+            crm_settings.judge,
+            timeout=crm_settings.agent_timeout,
+            prices=price_table(crm_settings.agent_prices),
+        )
     options = RunOptions(
         max_calls_per_turn=crm_settings.max_calls,
         recover=crm_settings.recover,
         strict_actions=crm_settings.strict_actions,
+        judge=judge,
     )
-    return Runner(crm_store, crm_world, options)
+    runner = Runner(crm_store, crm_world, options)
+    if pytestconfig.stash.get(ARC_DATASET, False):
+        from pytest_crmbench.dataset.arc import ArcRunner
+
+        state = pytestconfig.stash[STATE]
+        return ArcRunner(runner, lambda world: state.open_store(world, "_arc"))
+    return runner
 
 
 @pytest.fixture

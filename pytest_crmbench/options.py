@@ -40,6 +40,13 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("--agent-temperature", 0.0, "sampling temperature", float),
     Opt("--agent-max-tokens", 1024, "max output tokens per model call", int),
     Opt("--agent-timeout", 60.0, "per-call timeout of the model API in seconds", float),
+    Opt(
+        "--agent-prices",
+        None,
+        "model prices overriding the built-in table: a JSON file or inline JSON "
+        '{"model": {"input": .., "output": .., "cache_read": .., "cache_write": ..}} '
+        "(USD per million tokens)",
+    ),
     Opt("--crm-backend", "postgres", "CRM store", choices=("postgres", "memory")),
     Opt(
         "--crm-postgres",
@@ -57,6 +64,13 @@ OPTIONS: tuple[Opt, ...] = (
         "--crm-dataset",
         None,
         "conversation dataset file(s) or folder, comma-separated (default: the shipped dataset)",
+    ),
+    Opt(
+        "--crm-arc-defects",
+        "skip",
+        "conversations imported from the upstream (Arc) format with a dataset defect: "
+        "skip them, or xfail them (not run)",
+        choices=("skip", "xfail"),
     ),
     Opt("--crm-trials", 1, "run every case K times and report pass^k", int),
     Opt("--crm-judge", "none", "LLM judge for rubric turns: none, openai:MODEL, anthropic:MODEL"),
@@ -130,10 +144,12 @@ class Settings:
     agent_temperature: float
     agent_max_tokens: int
     agent_timeout: float
+    agent_prices: str | None
     backend: str
     postgres: str
     postgres_image: str | None
     dataset: str | None
+    arc_defects: str
     trials: int
     judge: str
     max_calls: int
@@ -153,6 +169,8 @@ class Settings:
         settings = cls(**values)
         if settings.backend not in ("postgres", "memory"):
             raise pytest.UsageError("--crm-backend must be 'postgres' or 'memory'")
+        if settings.arc_defects not in ("skip", "xfail"):
+            raise pytest.UsageError("--crm-arc-defects must be 'skip' or 'xfail'")
         if settings.trials < 1:
             raise pytest.UsageError("--crm-trials must be at least 1")
         if settings.resume and not settings.results:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import re
 from collections.abc import Generator
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from pytest_crmbench.cases_loader import conversation_cases, golden_cases, marker_lines
 from pytest_crmbench.fixtures import (  # noqa: F401  (fixtures are registered by import)
+    agent_settings,
     crm,
     crm_agent,
     crm_case,
@@ -37,7 +39,7 @@ from pytest_crmbench.runner.results import (
     read_jsonl,
     summarize,
 )
-from pytest_crmbench.state import RESULT, STATE, CrmState, new_run_id, worker_id
+from pytest_crmbench.state import ARC_DATASET, RESULT, STATE, CrmState, new_run_id, worker_id
 
 MARKERS = (
     "conformance: CRM rule/message/cascade/search cases run against every store",
@@ -76,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
-        _check_agent(settings.agent)
+        _check_agent(settings, ready=_is_benchmark_run(config) and not config.option.collectonly)
     state = CrmState(
         settings=settings,
         is_worker=workerinput is not None,
@@ -111,16 +113,39 @@ def pytest_configure(config: pytest.Config) -> None:
             state.ensure_server()
 
 
-def _check_agent(name: str) -> None:
-    """A usage error now, not one error per item later, for an agent that cannot load."""
-    from pytest_crmbench.agents.loading import BUILTIN, AgentLoadError, resolve_agent_factory
+def _check_agent(settings: Settings, *, ready: bool = True) -> None:
+    """A usage error now, not one error per item later, for an agent that cannot load or
+    is not ready (``check_ready()``: e.g. a missing API key), a bad price table or judge."""
+    from pytest_crmbench.agents.base import AgentUnavailable
+    from pytest_crmbench.agents.judge import make_judge
+    from pytest_crmbench.agents.loading import AgentLoadError, make_agent, resolve_agent_factory
+    from pytest_crmbench.agents.pricing import PriceError, price_table
 
-    if name in BUILTIN:
-        return  # built-ins import their SDKs only when used
+    name = settings.agent
     try:
-        resolve_agent_factory(name)
+        factory = resolve_agent_factory(name)  # built-ins import their SDKs only when used
     except AgentLoadError as exc:
         raise pytest.UsageError(f"--agent: {exc}") from exc
+    try:
+        price_table(settings.agent_prices)
+    except PriceError as exc:
+        raise pytest.UsageError(f"--agent-prices: {exc}") from None
+    try:
+        judge = make_judge(settings.judge)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not ready:
+        return
+    try:
+        if judge is not None:
+            judge.check_ready()
+        if callable(getattr(factory, "check_ready", None)):
+            agent = make_agent(name, **agent_settings(settings))
+            check = getattr(agent, "check_ready", None)
+            if callable(check):
+                check()
+    except (AgentUnavailable, AgentLoadError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 class XdistController:
@@ -199,18 +224,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         except Exception as exc:  # a malformed dataset stops collection with its message
             raise pytest.UsageError(str(exc)) from exc
         state.dataset_info = {"files": [str(f) for f in dataset.files], "sha256": dataset.sha256}
+        if dataset.defects:  # only imported (Arc) conversations have entries
+            metafunc.config.stash[ARC_DATASET] = True
     params = [
-        pytest.param(c, id=c.test_id, marks=[getattr(pytest.mark, m) for m in c.markers()])
+        pytest.param(
+            c,
+            id=c.test_id,
+            marks=[getattr(pytest.mark, m) for m in c.markers()]
+            + _defect_marks(c, state.settings.arc_defects),
+        )
         for c in cases
     ]
     metafunc.parametrize("crm_case", params, indirect=True)
+
+
+def _defect_marks(case: Any, mode: str) -> list[pytest.MarkDecorator]:
+    """An imported conversation with a dataset defect is collected but not run: skipped
+    (or xfail with ``--crm-arc-defects xfail``) with the defect named."""
+    if not getattr(case, "defects", ()):
+        return []
+    from pytest_crmbench.dataset.defects import skip_reason
+
+    reason = skip_reason(case.defects)
+    if mode == "xfail":
+        return [pytest.mark.xfail(reason=reason, run=False)]
+    return [pytest.mark.skip(reason=reason)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash[STATE]
     if not state.previous:
         return
-    done = {(r["case_id"], r.get("trial", 1)) for r in state.previous}
+    # Judged items are done; errored or skipped ones are run again.
+    done = {
+        (r["case_id"], r.get("trial", 1))
+        for r in state.previous
+        if r.get("outcome") in ("passed", "failed")
+    }
     keep, skip = [], []
     for item in items:
         case = getattr(item, "callspec", None)
@@ -275,6 +325,33 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name == USER_PROPERTY and isinstance(value, dict):
             _collect(report, value)
+            return
+    if str(report.when) == "???" and report.failed:  # xdist: the worker died running this item
+        crashed = _crashed_result(report.nodeid)
+        if crashed is not None:
+            _collect(report, crashed)
+
+
+_ITEM_RE = re.compile(
+    r"::test_(conversation|golden)\[(([A-Z]{2,5}-[A-Z]?\d+)[^\]]*?)(?:-t(\d+))?\]$"
+)
+
+
+def _crashed_result(nodeid: str) -> dict[str, Any] | None:
+    """An error result for a benchmark item whose worker crashed (no report of its own)."""
+    match = _ITEM_RE.search(nodeid)
+    if match is None:
+        return None
+    return {
+        "case_id": match.group(3),
+        "test_id": match.group(2) + (f"-t{match.group(4)}" if match.group(4) else ""),
+        "family": "conversation" if match.group(1) == "conversation" else "golden",
+        "trial": int(match.group(4) or 1),
+        "passed": False,
+        "outcome": "error",
+        "error": "worker crashed while running this item",
+        "turns": [],
+    }
 
 
 def _collect(report: pytest.TestReport, result: dict[str, Any]) -> None:
@@ -317,7 +394,10 @@ def _finish(config: pytest.Config) -> CrmState | None:
     state = config.stash.get(STATE, None)
     if state is None or state.is_worker or state.summary is not None:
         return state
-    everything = [*state.previous, *state.results]
+    # A case re-run after a resume replaces its earlier (errored) result.
+    latest = {(r["case_id"], r.get("trial", 1), r.get("family")): r for r in state.previous}
+    latest.update({(r["case_id"], r.get("trial", 1), r.get("family")): r for r in state.results})
+    everything = list(latest.values())
     if not everything:
         return state
     state.summary = summarize(everything)

@@ -46,6 +46,24 @@ class CrmState:
             self.provider = self.server.description
         return self.admin_url
 
+    def open_store(self, world: Any, suffix: str = "") -> Any:
+        """A store over ``world`` on this run's backend (memory, or a database of this
+        worker on the run's PostgreSQL server), closed and dropped at exit."""
+        from pytest_crmbench.backends import open_memory_store, open_postgres_store
+
+        store: Any
+        if self.settings.backend == "memory":
+            store = open_memory_store(world)
+        else:
+            from pytest_crmbench.postgres import create_database
+
+            name = f"crmbench_{self.run_id}_{self.worker_id}{suffix}".lower()
+            url = create_database(self.ensure_server(), name)
+            self.stores_db.append(name)
+            store = open_postgres_store(url, world)
+        self.stores.append(store)
+        return store
+
     def stop(self) -> None:
         for store in self.stores:
             with contextlib.suppress(Exception):  # best effort at exit
@@ -65,6 +83,7 @@ class CrmState:
 
 STATE = pytest.StashKey[CrmState]()
 RESULT = pytest.StashKey[dict[str, Any]]()
+ARC_DATASET = pytest.StashKey[bool]()  # the collected dataset holds conversations imported from Arc
 
 
 def new_run_id() -> str:

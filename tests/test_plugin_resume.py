@@ -93,8 +93,8 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_kill_9_of_one_xdist_worker_then_resume(pytester: pytest.Pytester) -> None:
-    """A worker dies mid-run: the controller keeps streaming the others' results; the
-    crashed item is not recorded, so ``--crm-resume`` runs exactly it."""
+    """A worker dies mid-run: the controller keeps streaming the others' results and
+    records the crashed item as an error, which ``--crm-resume`` runs again."""
     make_project(pytester, golden=False)
     results = pytester.path / "r.jsonl"
     cmd = [sys.executable, "-m", "pytest", *MEMORY, "--crm-report", "none", "-n", "2"]
@@ -116,8 +116,10 @@ def test_kill_9_of_one_xdist_worker_then_resume(pytester: pytest.Pytester) -> No
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED
     assert "crashed while running" in out
     rows = [json.loads(line) for line in _lines(results)]
-    assert len(rows) < 12
-    assert all(r["outcome"] == "passed" for r in rows)
+    errors = [r for r in rows if r["outcome"] == "error"]
+    assert len(errors) == 1 and "worker crashed" in errors[0]["error"]
+    assert all(r["outcome"] == "passed" for r in rows if r not in errors)
+    judged = len(rows) - len(errors)
 
     resumed = pytester.runpytest(
         *MEMORY,
@@ -127,9 +129,9 @@ def test_kill_9_of_one_xdist_worker_then_resume(pytester: pytest.Pytester) -> No
         "--json-report",
         "--json-report-file=r.json",
     )
-    resumed.assert_outcomes(passed=12 - len(rows), deselected=len(rows))
+    resumed.assert_outcomes(passed=12 - judged, deselected=judged)
     summary = load_report(pytester.path / "r.json")["crmbench"]["summary"]
-    assert (summary["items"], summary["passed"]) == (12, 12)
+    assert (summary["items"], summary["passed"], summary["errors"]) == (12, 12, 0)
     assert len({r["case_id"] for r in map(json.loads, _lines(results))}) == 12
 
 

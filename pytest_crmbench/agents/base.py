@@ -58,6 +58,8 @@ class Usage:
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
     model_calls: int = 0
+    latency_s: float = 0.0  # wall time spent in model API calls (retries and waits included)
+    retries: int = 0  # failed API attempts that were retried (by the SDK or the agent)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from pytest_crmbench.dataset.defects import Defect
 from pytest_crmbench.dataset.model import FORMAT, Conversation, Problems, format_loc
 from pytest_crmbench.dataset.refs import Loc
 
@@ -69,6 +70,8 @@ class Dataset:
     sha256: str
     by_id: Mapping[str, Conversation]
     locations: Mapping[str, tuple[Path, int]]  # id -> (file, 1-based line)
+    # id -> defects of conversations imported from the upstream (Arc) format
+    defects: Mapping[str, tuple[Defect, ...]] = field(default_factory=dict)
 
 
 def detect_format(first_obj: Mapping[str, Any]) -> Literal["crmbench/1", "arc"] | None:
@@ -83,6 +86,19 @@ def detect_format(first_obj: Mapping[str, Any]) -> Literal["crmbench/1", "arc"] 
         and all(isinstance(t, dict) and "user_utterance" in t for t in turns)
     ):
         return "arc"
+    return None
+
+
+def file_format(data: bytes) -> Literal["crmbench/1", "arc"] | None:
+    """The format of a file's bytes, decided by its first non-blank line."""
+    for raw in data.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return detect_format(obj) if isinstance(obj, dict) else None
     return None
 
 
@@ -223,12 +239,18 @@ class _FileLoader:
 
 
 def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
-    """Load files (a directory means its ``*.jsonl`` files, by name); raise DatasetError."""
+    """Load files (a directory means its ``*.jsonl`` files, by name); raise DatasetError.
+
+    A file whose first non-blank line is an upstream (Arc) conversation is imported by
+    :mod:`pytest_crmbench.dataset.arc`; its conversations' defects are in ``defects``.
+    """
     problems: list[Problem] = []
     files = _expand(paths, problems)
     digest = hashlib.sha256()
     conversations: list[Conversation] = []
     locations: dict[str, tuple[Path, int]] = {}
+    defects: dict[str, tuple[Defect, ...]] = {}
+    arc_sources: dict[str, str] = {}
     for path in files:
         try:
             data = path.read_bytes()
@@ -236,6 +258,14 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
             problems.append(Problem(str(path), None, f"cannot read: {e.strerror}"))
             continue
         digest.update(data)
+        if file_format(data) == "arc":
+            from pytest_crmbench.dataset.arc import import_arc_file
+
+            imported = import_arc_file(path, data, locations, arc_sources)
+            conversations.extend(imported.conversations)
+            problems.extend(imported.problems)
+            defects.update(imported.defects)
+            continue
         loader = _FileLoader(path, locations)
         loader.load(data)
         conversations.extend(loader.conversations)
@@ -248,4 +278,5 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
         sha256=digest.hexdigest(),
         by_id={c.id: c for c in conversations},
         locations=locations,
+        defects=defects,
     )

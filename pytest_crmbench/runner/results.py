@@ -107,6 +107,9 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
             sum(any(t["checks"]["reply"]["passed"] for t in r["turns"]) for r in conv), len(conv)
         ),
     }
+    # The judge's own tokens and cost, counted apart from the agent's.
+    for key in sorted(k for k in usage if k.startswith("judge_")):
+        summary[key] = round(usage[key], 6) if "cost" in key else int(usage[key])
     hat = pass_hat_k(results)
     if hat is not None:
         summary["pass_hat_k"] = hat

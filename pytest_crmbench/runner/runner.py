@@ -50,6 +50,7 @@ class RunOptions:
     recover: bool = False
     strict_actions: bool = False
     trial: int = 0
+    judge: Any = None  # optional LLM judge of rubric turns (pytest_crmbench.agents.judge)
 
 
 @dataclass
@@ -311,7 +312,8 @@ class Runner:
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
         tracking.start()
-        savepoint = tracking.savepoint()
+        # Only --crm-recover ever rolls a turn back; otherwise skip the savepoint.
+        savepoint = tracking.savepoint() if opts.recover else None
         handle = RecordingHandle(crm, opts.max_calls_per_turn)
         t_agent = time.perf_counter()
         reply = self._guard(agent.respond, turn.user, handle)
@@ -336,6 +338,10 @@ class Runner:
                 + ": "
                 + ", ".join(repr(m) for m in missing)
             )
+        if opts.judge is not None and turn.reply.rubric:
+            checks["judge"] = opts.judge.score(turn.user, reply, turn.reply.rubric, handle.calls)
+            if not checks["judge"]["passed"]:
+                reasons.append(checks["judge"]["message"])
         expected_calls = [{"tool": c["tool"], "args": c["args"]} for c in ref.calls]
         matches = V.action_matches(expected_calls, handle.calls, idmap)
         checks["action"] = {"matched": all(matches), "matches": matches}
@@ -350,7 +356,9 @@ class Runner:
         if reasons and errors and turn.expect == "success":
             reasons.append(f"tool error: {errors[-1]['tool']}: {errors[-1]['error']}")
         passed = not reasons
-        if passed or not opts.recover:
+        if savepoint is None:
+            pass
+        elif passed:
             tracking.release(savepoint)
         else:
             tracking.rollback_to(savepoint)
@@ -361,6 +369,10 @@ class Runner:
                 recovered(number, [c.get("result") for c in ref.calls])
         usage_fn = getattr(agent, "last_usage", None)
         usage = usage_fn() if callable(usage_fn) else None
+        if usage is not None and hasattr(usage, "as_dict"):
+            usage = usage.as_dict()
+        if "judge" in checks:  # judge tokens/cost, kept apart as judge_* keys
+            usage = {**(usage or {}), **checks["judge"]["usage"]}
         wall = time.perf_counter() - t0
         harness = wall - agent_wall + handle.tool_time
         return {
@@ -376,7 +388,7 @@ class Runner:
                 {"tool": c["tool"], "args": _json_safe(c["args"])} for c in ref.calls
             ],
             "reply": reply,
-            "usage": usage.as_dict() if usage is not None and hasattr(usage, "as_dict") else usage,
+            "usage": usage,
             "duration_s": round(wall, 6),
             "agent_s": round(agent_wall - handle.tool_time, 6),
             "harness_s": round(harness, 6),

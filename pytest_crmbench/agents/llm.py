@@ -1,0 +1,508 @@
+"""What the LLM agents share: the tool loop, bounded retries, usage and cost, redaction.
+
+A provider (:class:`Backend`) knows one API — how to build requests, read replies and
+classify its SDK's exceptions; :class:`LLMAgent` runs the conversation on top of it:
+
+* one turn = model call → tool calls (executed in order through the runner's handle,
+  all results sent back) → model call → … until the model answers in text. When the
+  handle reports its per-turn call limit, or after ``max_model_calls - 1`` model calls,
+  one last call is made with tools disabled so the model answers the user;
+* the history (user, assistant and tool messages) is kept across the turns of a
+  conversation and reset by :meth:`LLMAgent.start`;
+* tool-call mistakes of the model (unparseable JSON arguments, arguments that are not
+  an object) are answered with a tool error, never raised; unknown tools and wrong
+  argument types are refused by the CRM through the handle — the model sees the error
+  and the turn is scored, not crashed;
+* API failures: the SDK retries first (``sdk_max_retries``); on top of it
+  :func:`call_with_retries` retries transient failures (429, 5xx, 529 overloaded,
+  timeouts, connection errors) with exponential backoff and jitter, honouring
+  ``Retry-After``, bounded by a number of attempts and a time budget. Whatever is left
+  (auth, bad request, context overflow, persistent outage) raises
+  :class:`~pytest_crmbench.agents.base.AgentUnavailable` with a redacted reason: the
+  item becomes a pytest *error*, not a failure.
+
+The SDKs are imported only when a client is first needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from pytest_crmbench.agents.base import AgentUnavailable, Briefing, ToolHandle, ToolResult, Usage
+from pytest_crmbench.agents.pricing import PriceTable, price_table
+
+T = TypeVar("T")
+ToolChoice = Literal["auto", "none"]
+
+#: Environment variables whose values must never appear in any output.
+SECRET_ENV_VARS = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "OPENAI_API_KEY",
+    "OPENAI_ADMIN_KEY",
+)
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|rk)[-_][A-Za-z0-9][A-Za-z0-9_\-]{5,}")
+_BEARER = re.compile(r"(?i)\b(bearer|x-api-key|api[-_]key)([\"':=\s]+)[A-Za-z0-9._\-]{6,}")
+#: A tool result longer than this is cut (the model is told) to protect the context window.
+MAX_TOOL_RESULT_CHARS = 50_000
+
+
+def redact(text: str, extra_secrets: Sequence[str | None] = ()) -> str:
+    """``text`` without API keys: known secret values, then anything shaped like a key."""
+    secrets = [os.environ.get(name) for name in SECRET_ENV_VARS] + list(extra_secrets)
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        text = text.replace(secret, "[REDACTED]")
+    text = _KEY_LIKE.sub("[REDACTED]", text)
+    return _BEARER.sub(r"\1\2[REDACTED]", text)
+
+
+def missing_key_message(env_var: str, agent: str) -> str:
+    return (
+        f"--agent {agent} needs an API key: {env_var} is not set. Export it "
+        f"(export {env_var}=...), or benchmark without a model: --agent replay (the oracle) "
+        f"or --agent noop."
+    )
+
+
+# == retries =========================================================================
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one model call is tried. Worst case for one call: ``attempts`` ×
+    (``sdk_max_retries`` + 1) HTTP requests, each bounded by the per-call timeout, and
+    waits only while ``budget_s`` (counted from the first attempt) is not exceeded."""
+
+    attempts: int = 3  # our attempts; each one includes the SDK's own retries
+    sdk_max_retries: int = 2
+    budget_s: float = 120.0
+    base_delay_s: float = 1.0
+    max_delay_s: float = 20.0
+    # The SDK waits out a Retry-After up to this; a longer one comes back to us at once
+    # (and we wait only if the budget allows).
+    sdk_retry_after_cap_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An API exception, classified: the reason to report and whether to retry."""
+
+    reason: str
+    transient: bool
+    retry_after: float | None = None
+
+
+def backoff_delay(
+    attempt: int, policy: RetryPolicy, retry_after: float | None, rng: random.Random
+) -> float:
+    """Seconds before attempt ``attempt + 1``: Retry-After (+ up to 10 % jitter) when the
+    server gave one, else exponential backoff with "equal jitter"."""
+    if retry_after is not None and retry_after > 0:
+        return retry_after * (1.0 + 0.1 * rng.random())
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (attempt - 1))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    classify: Callable[[BaseException], Failure | None],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+    on_retry: Callable[[Failure, float], None] | None = None,
+) -> T:
+    """``fn()``, retried on transient failures within ``policy``; else AgentUnavailable.
+
+    Exceptions ``classify`` does not recognise (returns None) propagate unchanged.
+    """
+    rng = rng or random.Random()
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+        elapsed = clock() - started
+        if not failure.transient:
+            raise AgentUnavailable(failure.reason) from None
+        if attempt >= policy.attempts:
+            raise AgentUnavailable(
+                f"{failure.reason} (gave up after {attempt} attempts of up to "
+                f"{policy.sdk_max_retries + 1} requests each, {elapsed:.1f} s)"
+            ) from None
+        delay = backoff_delay(attempt, policy, failure.retry_after, rng)
+        if elapsed + delay > policy.budget_s:
+            asked = (
+                f"; the server asked to wait {failure.retry_after:g} s"
+                if failure.retry_after
+                else ""
+            )
+            raise AgentUnavailable(
+                f"{failure.reason} (retry budget of {policy.budget_s:g} s exhausted after "
+                f"{attempt} attempts{asked})"
+            ) from None
+        if on_retry is not None:
+            on_retry(failure, delay)
+        sleep(delay)
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds) headers, if any."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return float(ms) / 1000
+    except (TypeError, ValueError):
+        pass
+    try:
+        value = headers.get("retry-after")
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# == model replies ===================================================================
+@dataclass
+class ToolCall:
+    """One tool call of the model; ``error`` is set when its arguments are unusable."""
+
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    raw_args: Any = None  # what the model sent, for the history
+
+
+@dataclass
+class ModelReply:
+    text: str
+    calls: list[ToolCall]
+    usage: Usage
+    stop_reason: str | None = None
+
+
+def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """Tool arguments as an object, or the error to show the model."""
+    if isinstance(raw, dict):
+        return raw, None
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}, None
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            return {}, (
+                f"Invalid tool arguments: not valid JSON ({exc.msg} at position {exc.pos}). "
+                "Send the arguments as one JSON object."
+            )
+        if isinstance(value, dict):
+            return value, None
+        raw = value
+    return {}, (
+        f"Invalid tool arguments: expected a JSON object, got {type(raw).__name__}. "
+        "Send the arguments as one JSON object."
+    )
+
+
+def tool_result_content(result: ToolResult) -> str:
+    text = json.dumps(result.as_dict(), ensure_ascii=False, default=str)
+    if len(text) > MAX_TOOL_RESULT_CHARS:
+        cut = len(text) - MAX_TOOL_RESULT_CHARS
+        text = text[:MAX_TOOL_RESULT_CHARS] + f"… [truncated {cut} characters; narrow the search]"
+    return text
+
+
+def add_usage(total: Usage, part: Usage) -> None:
+    total.input_tokens += part.input_tokens
+    total.output_tokens += part.output_tokens
+    total.cache_read_tokens += part.cache_read_tokens
+    total.cache_write_tokens += part.cache_write_tokens
+    total.cost_usd += part.cost_usd
+    total.model_calls += part.model_calls
+    total.latency_s += part.latency_s
+    total.retries += part.retries
+
+
+# == provider backends ===============================================================
+class Backend(ABC):
+    """One provider API: client, request format, replies, exception classification."""
+
+    provider: str = ""
+    key_env: str = ""
+    base_url_env: str = ""
+    default_model: str = ""
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        temperature: float | None = 0.0,
+        max_tokens: int = 1024,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        prices: PriceTable | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.model = model or self.default_model
+        self.base_url = base_url or os.environ.get(self.base_url_env) or None
+        self._api_key = api_key
+        self.temperature = temperature
+        self.max_tokens = int(max_tokens)
+        self.timeout = float(timeout)
+        self.retry = retry or RetryPolicy()
+        self.prices = prices or price_table()
+        self.cache = cache
+        self._client: Any = None
+        self._http: Any = None
+        self._rng = random.Random()
+        self.http_requests = 0  # every HTTP request sent (SDK retries included)
+
+    # -- readiness and client ----------------------------------------------------------
+    def has_key(self) -> bool:
+        return bool(self._api_key or os.environ.get(self.key_env))
+
+    def check_ready(self, agent_name: str) -> None:
+        """Raise AgentUnavailable with a clear message when no key is configured."""
+        if not self.has_key():
+            raise AgentUnavailable(missing_key_message(self.key_env, agent_name))
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    @abstractmethod
+    def _make_client(self) -> Any: ...
+
+    def http_hooks(self) -> dict[str, list[Callable[[Any], None]]]:
+        return {"request": [self._on_request], "response": [self._on_response]}
+
+    def _on_request(self, request: Any) -> None:
+        self.http_requests += 1
+
+    def _on_response(self, response: Any) -> None:
+        """A Retry-After longer than the cap: tell the SDK not to wait; we decide."""
+        wait = parse_retry_after(response.headers)
+        if wait is not None and wait > self.retry.sdk_retry_after_cap_s:
+            response.headers["x-should-retry"] = "false"
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+
+    def public_settings(self) -> dict[str, Any]:
+        """What may be reported (never the key)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "timeout": self.timeout,
+            "retry": {
+                "attempts": self.retry.attempts,
+                "sdk_max_retries": self.retry.sdk_max_retries,
+                "budget_s": self.retry.budget_s,
+            },
+        }
+
+    # -- one model call ----------------------------------------------------------------
+    @abstractmethod
+    def _create(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        tool_choice: ToolChoice,
+    ) -> Any:
+        """Send one request through the SDK (no retries of our own)."""
+
+    @abstractmethod
+    def _parse(self, raw: Any) -> ModelReply:
+        """The SDK's response as a :class:`ModelReply` (usage as the API reported it)."""
+
+    @abstractmethod
+    def classify(self, exc: BaseException) -> Failure | None:
+        """Classify an SDK exception (None: not an API failure)."""
+
+    def complete(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: ToolChoice = "auto",
+    ) -> ModelReply:
+        """One model call with retries; usage carries tokens, cost, latency, retries."""
+        try:  # built (and the SDK imported) outside the timing
+            self.client  # noqa: B018
+        except Exception as exc:
+            what = f"cannot set up the {self.provider} client"
+            raise AgentUnavailable(self.reason(what, exc)) from None
+        sent_before = self.http_requests
+        started = time.perf_counter()
+        raw = call_with_retries(
+            lambda: self._create(system, messages, tools, tool_choice),
+            self.classify,
+            self.retry,
+            rng=self._rng,
+        )
+        reply = self._parse(raw)
+        usage = reply.usage
+        usage.model_calls = 1
+        usage.latency_s = time.perf_counter() - started
+        usage.retries = max(0, self.http_requests - sent_before - 1)
+        usage.cost_usd = self.cost(usage)
+        return reply
+
+    @abstractmethod
+    def cost(self, usage: Usage) -> float: ...
+
+    def reason(self, what: str, exc: BaseException) -> str:
+        """A redacted one-line reason for an SDK exception."""
+        text = " ".join(str(exc).split())
+        if len(text) > 300:
+            text = text[:300] + "…"
+        where = f" from {self.base_url}" if self.base_url else ""
+        return redact(f"{what}{where}: {text}", [self._api_key])
+
+    # -- history -----------------------------------------------------------------------
+    @abstractmethod
+    def tool_definitions(self, catalog: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def add_user(self, history: list[dict[str, Any]], text: str) -> None: ...
+
+    @abstractmethod
+    def add_assistant(self, history: list[dict[str, Any]], reply: ModelReply) -> None: ...
+
+    @abstractmethod
+    def add_tool_results(
+        self, history: list[dict[str, Any]], calls: list[ToolCall], results: list[ToolResult]
+    ) -> None: ...
+
+
+# == the agent =======================================================================
+LIMIT_NOTE = "Not executed: no more tool calls are allowed in this turn. Answer the user now."
+
+
+class LLMAgent:
+    """An agent driven by a model API; subclasses name the backend and defaults."""
+
+    name = "llm"
+    backend_class: type[Backend]
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 1024,
+        timeout: float | None = 60.0,
+        *,
+        api_key: str | None = None,
+        max_model_calls: int = 12,
+        retry: RetryPolicy | None = None,
+        prices: PriceTable | None = None,
+        cache: bool = True,
+    ) -> None:
+        if max_model_calls < 1:
+            raise ValueError("max_model_calls must be at least 1")
+        self.backend = self.backend_class(
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            temperature=temperature,
+            max_tokens=1024 if max_tokens is None else max_tokens,
+            timeout=60.0 if timeout is None else timeout,
+            retry=retry,
+            prices=prices,
+            cache=cache,
+        )
+        self.max_model_calls = max_model_calls
+        self._system = ""
+        self._tools: list[dict[str, Any]] = []
+        self._history: list[dict[str, Any]] = []
+        self._usage = Usage()
+
+    # -- configuration -----------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    @property
+    def prices(self) -> PriceTable:
+        return self.backend.prices
+
+    @prices.setter
+    def prices(self, table: PriceTable) -> None:
+        self.backend.prices = table
+
+    def check_ready(self) -> None:
+        """Called by the plugin before any item runs: a missing key is a usage error."""
+        self.backend.check_ready(self.name)
+
+    def public_settings(self) -> dict[str, Any]:
+        return {**self.backend.public_settings(), "max_model_calls": self.max_model_calls}
+
+    # -- the protocol ------------------------------------------------------------------
+    def start(self, briefing: Briefing) -> None:
+        self._system = briefing.system_prompt
+        self._tools = self.backend.tool_definitions(list(briefing.tools))
+        self._history = []
+        self._usage = Usage()
+
+    def respond(self, message: str, tools: ToolHandle) -> str:
+        usage = Usage()
+        self._usage = usage
+        backend = self.backend
+        backend.add_user(self._history, message)
+        wrap_up = False
+        for step in range(self.max_model_calls):
+            last = wrap_up or step == self.max_model_calls - 1
+            reply = backend.complete(
+                self._system, self._history, self._tools or None, "none" if last else "auto"
+            )
+            add_usage(usage, reply.usage)
+            backend.add_assistant(self._history, reply)
+            if not reply.calls:
+                return reply.text
+            results: list[ToolResult] = []
+            for call in reply.calls:
+                if last:
+                    results.append(ToolResult(False, error=LIMIT_NOTE))
+                elif call.error is not None:
+                    results.append(ToolResult(False, error=call.error))
+                else:
+                    results.append(tools.call(call.name, call.args))
+            backend.add_tool_results(self._history, reply.calls, results)
+            if last:
+                return reply.text
+            if getattr(tools, "limit_hit", False):
+                wrap_up = True
+        return ""  # pragma: no cover (the last step always returns)
+
+    def last_usage(self) -> Usage:
+        return self._usage
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,153 @@
+"""``crmbench lint``: every defect kind on both formats, the JSON report, the shipped data.
+
+Fixtures: ``tests/arc_fixtures/arc_conversations.jsonl`` (upstream format) and
+``tests/arc_fixtures/project_defects.jsonl`` (crmbench/1 lines with one defect each, on
+the shipped seed world). The shared upstream sample is used when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_crmbench.cli import main
+from pytest_crmbench.dataset.defects import KINDS
+from pytest_crmbench.dataset.lint import lint_files
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "arc_fixtures"
+ARC_FILE = FIXTURES / "arc_conversations.jsonl"
+PROJECT_FILE = FIXTURES / "project_defects.jsonl"
+SHARED_SAMPLE = (
+    Path(__file__).resolve().parents[2] / "shared" / "arc-sample" / "evaluation_sample.jsonl"
+)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    status = main(["lint", *args])
+    return status, capsys.readouterr().out
+
+
+def kinds_by_conversation(report: dict[str, Any]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for d in report["defects"]:
+        out.setdefault(d["conversation"], set()).add(d["kind"])
+    return out
+
+
+def test_lint_finds_every_defect_kind_of_an_upstream_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out = run_cli(capsys, str(ARC_FILE), "--json")
+    assert status == 1
+    report = json.loads(out)
+    assert kinds_by_conversation(report) == {
+        "ARC-CLEAN-CONTACT_complex_03": {"complexity-mismatch"},
+        "ARC-PLACEHOLDER_simple_04": {"placeholder", "unstated-value"},
+        "ARC-UNKNOWN-TOOL_simple_05": {"unknown-tool"},
+        "ARC-UNKNOWN-ARG_simple_06": {"unknown-argument"},
+        "ARC-UNSTATED_simple_07": {"unstated-value"},
+        "ARC-FAILING-CALL_simple_08": {"reference-call-failed"},
+        "ARC-EMPTY-SEARCH_simple_09": {"empty-search"},
+        "ARC-BAD-SEED_simple_10": {"invalid-seed"},
+    }
+    assert report["formats"] == {str(ARC_FILE): "arc"}
+    stats = report["statistics"]
+    assert stats["defective_conversations"] == 7 and stats["clean_conversations"] == 3
+    assert stats["arc"]["upstream_complexity"] == {"simple": 8, "medium": 1, "complex": 1}
+    assert stats["complexity"] == {"simple": 9, "medium": 1, "complex": 0}
+
+
+def test_lint_json_report_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out = run_cli(capsys, str(ARC_FILE), "--json")
+    report = json.loads(out)
+    assert set(report) >= {"files", "conversations", "defects", "counts_by_kind", "statistics"}
+    assert report["files"] == [str(ARC_FILE)]
+    assert report["conversations"] == 10
+    for defect in report["defects"]:
+        assert set(defect) == {"conversation", "turn", "kind", "detail"}
+        assert defect["kind"] in KINDS
+        assert defect["turn"] is None or isinstance(defect["turn"], int)
+    counts = Counter(d["kind"] for d in report["defects"])
+    assert report["counts_by_kind"] == dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    stats = report["statistics"]
+    for key in ("complexity", "complexity_share", "workflow", "tools", "tools_present", "defects"):
+        assert key in stats
+    assert stats["defects"]["placeholder"] == {
+        "conversations": 1,
+        "turns": 2,
+        "turn_share": 0.1111,
+    }  # 2 of 18 turns
+
+
+def test_lint_text_report_names_defects_and_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = run_cli(capsys, str(ARC_FILE))
+    assert status == 1
+    assert "ARC-UNKNOWN-ARG_simple_06 turn 1: unknown-argument: " in out
+    assert "'document_url'" in out
+    assert "7 of 10 conversations cannot be scored fairly" in out
+    assert "upstream (declared) complexity: simple 8 (80.0%)" in out
+
+
+def test_lint_finds_every_defect_kind_of_a_project_file() -> None:
+    report = lint_files([PROJECT_FILE]).as_dict()
+    assert report["formats"] == {str(PROJECT_FILE): "crmbench/1"}
+    assert kinds_by_conversation(report) == {
+        "LINT-OK": {"duplicate-id"},
+        "LINT-UNSTATED": {"unstated-value"},
+        "LINT-FACT": {"fact-not-in-results"},
+        "LINT-REFFAIL": {"reference-call-failed"},
+        "LINT-PLACEHOLDER": {"placeholder"},
+        "LINT-FORWARD": {"broken-reference"},
+        "LINT-NOFIELD": {"broken-reference"},
+        "LINT-COMPLEX": {"complexity-mismatch"},
+        "LINT-TOOLS": {"unknown-tool", "unknown-argument"},
+        "LINT-CRITERIA": {"unknown-argument", "reference-call-failed"},
+    }
+    turns = {(d["conversation"], d["kind"]): d["turn"] for d in report["defects"]}
+    assert turns[("LINT-NOFIELD", "broken-reference")] == 2
+    assert turns[("LINT-REFFAIL", "reference-call-failed")] == 1
+    assert turns[("LINT-TOOLS", "unknown-argument")] == 2
+
+
+def test_missing_files_are_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = run_cli(capsys, "no/such/file.jsonl", "--json")
+    assert status == 1
+    assert json.loads(out)["defects"][0]["kind"] == "invalid-file"
+
+
+def test_the_shipped_datasets_lint_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    full, subset = (
+        REPO / "cases" / "conversations.jsonl",
+        REPO / "cases" / "conversations_400.jsonl",
+    )
+    status, out = run_cli(capsys, str(full), str(subset), "--json")
+    report = json.loads(out)
+    assert report["defects"] == [], report["counts_by_kind"]
+    assert status == 0
+    assert report["conversations"] == 1600
+    assert len(report["statistics"]["tools_present"]) == 28
+
+
+@pytest.mark.skipif(not SHARED_SAMPLE.is_file(), reason="the shared upstream sample is absent")
+def test_lint_reports_the_documented_defects_of_the_upstream_sample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out = run_cli(capsys, str(SHARED_SAMPLE), "--json")
+    assert status == 1
+    report = json.loads(out)
+    n = report["conversations"]
+    stats = report["statistics"]["defects"]
+    # placeholders in most conversations; values the user never states; empty searches;
+    # upload_document's undefined document_url
+    assert stats["placeholder"]["conversations"] > n / 2
+    assert stats["unstated-value"]["conversations"] > n / 2
+    assert stats["empty-search"]["turns"] > 0
+    unknown = [d for d in report["defects"] if d["kind"] == "unknown-argument"]
+    assert unknown and all("document_url" in d["detail"] for d in unknown)
+    assert "crash" not in out and "import failed" not in out
+    assert report["statistics"]["arc"]["conversations"] == n
