@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -52,7 +53,7 @@ def resolve_agent_factory(name: str) -> Callable[..., Any]:
 
 
 def make_agent(name: str, **settings: Any) -> Any:
-    """Build an agent: factories that accept settings get them, others are called bare.
+    """Build an agent, passing each setting only to a factory that accepts it.
 
     An attribute that is already an agent instance (has ``respond``) is used as is.
     """
@@ -60,6 +61,9 @@ def make_agent(name: str, **settings: Any) -> Any:
     if hasattr(factory, "respond") and not isinstance(factory, type):
         return factory
     try:
-        return factory(**settings) if settings else factory()
-    except TypeError:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # some builtins have no signature
         return factory()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return factory(**settings)
+    return factory(**{k: v for k, v in settings.items() if k in params})
