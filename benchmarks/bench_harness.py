@@ -58,7 +58,17 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
 
         server = start_server("embedded")
         store = open_postgres_store(create_database(server.admin_url, "bench_harness"), world)
+    round_trip_us = None
     try:
+        if backend != "memory":
+            # Context for P8: this machine's bare round trip to the server right now.
+            import psycopg
+
+            with psycopg.connect(server.admin_url, autocommit=True) as conn:  # type: ignore[union-attr]
+                t0 = time.perf_counter()
+                for _ in range(2000):
+                    conn.execute("SELECT 1")
+                round_trip_us = (time.perf_counter() - t0) / 2000 * 1e6
         runner = Runner(store, world)
         for conv in convs:  # warm-up: reference runs cached, statements prepared
             runner.run(conv, ReplayAgent())
@@ -83,6 +93,7 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
             "turn_overhead_p95_ms": _pct(turn_overheads, 0.95) * 1000,
             "item_overhead_per_turn_p50_ms": statistics.median(item_p50s),
             "conversations_per_s": statistics.median(rates),
+            "select_1_round_trip_us": round_trip_us,
         }
     finally:
         store.close()
@@ -194,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "PASS" if ok else "FAIL"
             verdicts[name.strip()] = verdict
         print(f"{name:<48}{value:>12.3f}  {target:>8}  {verdict}")
+    print(f"  PostgreSQL bare round trip (SELECT 1): {pg['select_1_round_trip_us']:.0f} µs")
     for name, data in suite.items():
         if isinstance(data, dict):
             print(f"  {name}: {data['last_line']}")

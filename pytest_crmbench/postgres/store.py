@@ -129,14 +129,12 @@ class PostgresStore:
         """Commit: the current content becomes what :meth:`reset` returns to."""
         self._pending.clear()
         self._issued.clear()
-        self._exec("COMMIT")
-        self._exec("BEGIN")
+        self._exec("COMMIT; BEGIN")  # one round trip
 
     def reset(self) -> None:
         self._pending.clear()
         self._issued.clear()
-        self._exec("ROLLBACK")
-        self._exec("BEGIN")
+        self._exec("ROLLBACK; BEGIN")  # one round trip: the per-item isolation cost
 
     # -- reads ---------------------------------------------------------------------
     def get(self, table: str, key: str) -> Record | None:

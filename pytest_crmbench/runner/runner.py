@@ -214,11 +214,9 @@ class Runner:
         started = time.perf_counter()
         reference = self.reference_run(conv)
         opts = self.options
+        # Every user of the shared store resets it before use, so once is enough.
         self.store.reset()
-        try:
-            return self._run(conv, agent, reference, opts, trial, started)
-        finally:
-            self.store.reset()
+        return self._run(conv, agent, reference, opts, trial, started)
 
     def _run(
         self,
