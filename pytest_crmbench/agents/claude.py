@@ -26,7 +26,6 @@ from pytest_crmbench.agents.llm import (
     ToolCall,
     ToolChoice,
     parse_arguments,
-    parse_retry_after,
     tool_result_content,
 )
 
@@ -153,17 +152,9 @@ class AnthropicBackend(Backend):
                 False,
             )
         if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code
             message = str(getattr(exc, "api_message", None) or exc)
-            if status in (400, 413) and _is_context_overflow(message):
-                return Failure(self.reason("context window exceeded", exc), False)
-            transient = status in (408, 409, 429) or status >= 500
-            what = {429: "rate limited", 529: "overloaded"}.get(status, "error")
-            return Failure(
-                self.reason(f"Anthropic API {what} (HTTP {status})", exc),
-                transient,
-                parse_retry_after(exc.response.headers) if transient else None,
-            )
+            overflow = _is_context_overflow(message)
+            return self.status_failure("Anthropic API", exc.status_code, overflow, 529, exc)
         if isinstance(exc, anthropic.AnthropicError):
             return Failure(self.reason("Anthropic SDK error", exc), False)
         return None

@@ -377,6 +377,21 @@ class Backend(ABC):
     @abstractmethod
     def cost(self, usage: Usage) -> float: ...
 
+    def status_failure(
+        self, api: str, status: int, overflow: bool, overloaded: int, exc: Any
+    ) -> Failure:
+        """An HTTP error status as a Failure: 408/409/429/5xx are transient (with the
+        server's Retry-After), a context overflow and other statuses are not."""
+        if status in (400, 413) and overflow:
+            return Failure(self.reason("context window exceeded", exc), False)
+        transient = status in (408, 409, 429) or status >= 500
+        what = {429: "rate limited", overloaded: "overloaded"}.get(status, "error")
+        return Failure(
+            self.reason(f"{api} {what} (HTTP {status})", exc),
+            transient,
+            parse_retry_after(exc.response.headers) if transient else None,
+        )
+
     def reason(self, what: str, exc: BaseException) -> str:
         """A redacted one-line reason for an SDK exception."""
         text = " ".join(str(exc).split())

@@ -25,7 +25,6 @@ from pytest_crmbench.agents.llm import (
     ToolCall,
     ToolChoice,
     parse_arguments,
-    parse_retry_after,
     tool_result_content,
 )
 
@@ -164,19 +163,9 @@ class OpenAIBackend(Backend):
                 False,
             )
         if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
             code = str(getattr(exc, "code", None) or "")
-            if status in (400, 413) and (
-                code == "context_length_exceeded" or _is_context_overflow(str(exc))
-            ):
-                return Failure(self.reason("context window exceeded", exc), False)
-            transient = status in (408, 409, 429) or status >= 500
-            what = {429: "rate limited", 503: "overloaded"}.get(status, "error")
-            return Failure(
-                self.reason(f"{name} {what} (HTTP {status})", exc),
-                transient,
-                parse_retry_after(exc.response.headers) if transient else None,
-            )
+            overflow = code == "context_length_exceeded" or _is_context_overflow(str(exc))
+            return self.status_failure(name, exc.status_code, overflow, 503, exc)
         if isinstance(exc, openai.OpenAIError):
             return Failure(self.reason("OpenAI SDK error", exc), False)
         return None
