@@ -9,6 +9,7 @@ results home on their test reports.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import platform
 import re
@@ -249,6 +250,15 @@ def _defect_marks(case: Any, mode: str) -> list[pytest.MarkDecorator]:
     if mode == "xfail":
         return [pytest.mark.xfail(reason=reason, run=False)]
     return [pytest.mark.skip(reason=reason)]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move the collected items and datasets (long-lived, many objects) out of the
+    garbage collector's sight: every later collection, and pytest's own at exit, skips
+    them. Without it a full-suite ``--co`` spends ~0.7 s in ``gc.collect``."""
+    if session.config.stash[STATE].dataset_info:
+        gc.freeze()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
