@@ -23,6 +23,7 @@ from pytest_crmbench.cli import main
 from pytest_crmbench.crm.catalog import AGENT_TOOLS
 from pytest_crmbench.crm.seed import project_dir
 from pytest_crmbench.dataset import load_dataset
+from pytest_crmbench.dataset.model import WORKFLOWS
 from pytest_crmbench.generate import (
     FULL_FILE,
     SUBSET_FILE,
@@ -35,16 +36,6 @@ from pytest_crmbench.generate.builder import local_id
 from pytest_crmbench.runner import Runner
 from pytest_crmbench.runner.verdict import fact_present, numbers_in
 
-WORKFLOWS = (
-    "Opportunity Management",
-    "Client Management",
-    "Contact Management",
-    "Quote Management",
-    "Contract Management",
-    "Company / Account Management",
-    "Document Management",
-    "Notes & Collaboration",
-)
 TARGET = {"simple": 0.23, "medium": 0.52, "complex": 0.25}
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 LEFTOVER_RE = re.compile(r"\{\{|\{[A-Za-z_]\w*\}|<[A-Za-z_]+>|<|>|\[[^\]]*\|")

@@ -190,31 +190,7 @@ class CRM:
     def _check(self, f: Field, value: Any, entity: Entity, *, update: bool = False) -> Any:
         """Validate one field value; returns what to store."""
         label = f.label + " update" if update and f.name not in _FIXED_LABELS else f.label
-        kind = f.kind
-        if kind == "text":
-            return v.text(value, label, required=f.required)
-        if kind == "email":
-            return v.email(value, label, entity.name, required=f.required)
-        if kind in ("enum", "entity_type"):
-            assert f.enum is not None
-            if value is None and not f.required:
-                return None
-            return v.enum_value(value, f.enum, label)
-        if kind == "amount":
-            return v.amount(value, label)
-        if kind == "value":
-            return None if value is None else v.amount(value, label, allow_zero=True)
-        if kind == "probability":
-            return v.probability(value)
-        if kind == "close_date":
-            return v.close_date(value, self.clock.today())
-        if kind == "date":
-            return v.date_value(value, label)
-        if kind == "url":
-            return v.url(value, label)
-        if kind == "file_name":
-            return v.file_name(value)
-        raise AssertionError(f"no validator for {kind}")  # pragma: no cover
+        return v.field_value(f, value, entity.name, label=label, today=self.clock.today())
 
     @staticmethod
     def _phase(f: Field) -> int:
@@ -634,17 +610,5 @@ class CRM:
         return self.call("summarize_counts")
 
 
-_VALIDATED = frozenset(
-    {
-        "text",
-        "email",
-        "enum",
-        "amount",
-        "value",
-        "probability",
-        "close_date",
-        "date",
-        "url",
-        "file_name",
-    }
-)
+# Create validates these kinds field by field; the attachment target type goes first.
+_VALIDATED = v.VALIDATED_KINDS - {"entity_type"}

@@ -12,10 +12,13 @@ import re
 from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pytest_crmbench.crm.errors import CrmError
+
+if TYPE_CHECKING:
+    from pytest_crmbench.crm.entities import Field
 
 MAX_AMOUNT = 10_000_000
 ALLOWED_EXTENSIONS = ("csv", "doc", "docx", "key", "pdf", "ppt", "pptx", "txt", "xlsx")
@@ -212,6 +215,59 @@ def file_name(value: Any) -> str:
             f"(allowed: {', '.join(ALLOWED_EXTENSIONS)})."
         )
     return value
+
+
+VALIDATED_KINDS = frozenset(
+    {
+        "text",
+        "email",
+        "enum",
+        "entity_type",
+        "amount",
+        "value",
+        "probability",
+        "close_date",
+        "date",
+        "url",
+        "file_name",
+    }
+)
+
+
+def field_value(
+    f: Field, value: Any, entity: str, *, label: str | None = None, today: date | None = None
+) -> Any:
+    """Validate one value of an entity field by its kind; returns what to store.
+
+    ``today`` turns on the close-date rule (live calls); seeded data is checked without it.
+    Kinds outside :data:`VALIDATED_KINDS` (ids, timestamps) are the caller's business.
+    """
+    label = label or f.label
+    kind = f.kind
+    if kind == "text":
+        return text(value, label, required=f.required)
+    if kind == "email":
+        return email(value, label, entity, required=f.required)
+    if kind in ("enum", "entity_type"):
+        assert f.enum is not None
+        if value is None and not f.required:
+            return None
+        return enum_value(value, f.enum, label)
+    if kind == "amount":
+        return amount(value, label)
+    if kind == "value":
+        return None if value is None else amount(value, label, allow_zero=True)
+    if kind == "probability":
+        return probability(value)
+    if kind == "close_date" and today is not None:
+        return close_date(value, today)
+    if kind in ("date", "close_date"):
+        return date_value(value, label)
+    if kind == "url":
+        return url(value, label)
+    if kind == "file_name":
+        return file_name(value)
+    raise ValueError(f"{label}: kind {kind!r} is not validated here")
 
 
 def joined(items: Iterable[str]) -> str:

@@ -69,6 +69,7 @@ from pytest_crmbench.dataset.defects import Defect
 from pytest_crmbench.dataset.model import (
     FORMAT,
     TURNS_BY_COMPLEXITY,
+    WORKFLOWS,
     Conversation,
     ExpectedCall,
     Reply,
@@ -104,18 +105,8 @@ SEED_DEFAULTS: dict[str, dict[str, Any]] = {
     "Contract": {"status": "Active"},
 }
 
-_WORKFLOWS = (
-    "Opportunity Management",
-    "Client Management",
-    "Contact Management",
-    "Quote Management",
-    "Contract Management",
-    "Company / Account Management",
-    "Document Management",
-    "Notes & Collaboration",
-)
 _WORKFLOW_ALIASES = {
-    **{w.casefold(): w for w in _WORKFLOWS},
+    **{w.casefold(): w for w in WORKFLOWS},
     "opportunities": "Opportunity Management",
     "opportunity": "Opportunity Management",
     "sales": "Opportunity Management",
@@ -383,28 +374,9 @@ class _Converter:
                 raise CrmError(f"{label} must be an ISO timestamp")
             datetime.fromisoformat(value)  # ValueError: reported by the caller
             return value
-        if kind == "text":
-            return v.text(value, label, required=f.required)
-        if kind == "email":
-            return v.email(value, label, entity.name, required=f.required)
-        if kind in ("enum", "entity_type"):
-            if value is None and not f.required:
-                return None
-            assert f.enum is not None
-            return v.enum_value(value, f.enum, label)
-        if kind == "amount":
-            return v.amount(value, label)
-        if kind == "value":
-            return None if value is None else v.amount(value, label, allow_zero=True)
-        if kind == "probability":
-            return v.probability(value)
-        if kind in ("date", "close_date"):
-            day = v.date_value(value, label)
-            return None if day is None else day.isoformat()
-        if kind == "url":
-            return v.url(value, label)
-        if kind == "file_name":
-            return v.file_name(value)
+        if kind in v.VALIDATED_KINDS:  # the CRM's own rules; no "today" rule for seeds
+            checked = v.field_value(f, value, entity.name)
+            return checked.isoformat() if isinstance(checked, date) else checked
         if kind in ("ref", "entity_ref"):
             target = f.ref if kind == "ref" else record.get("entity_type")
             if value is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     AfterValidator,
@@ -39,6 +39,8 @@ Workflow = Literal[
     "Notes & Collaboration",
 ]
 Complexity = Literal["simple", "medium", "complex"]
+WORKFLOWS: tuple[str, ...] = get_args(Workflow)
+
 TURNS_BY_COMPLEXITY: dict[str, tuple[int, int]] = {
     "simple": (1, 3),
     "medium": (4, 6),
