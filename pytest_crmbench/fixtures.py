@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -193,6 +194,8 @@ def crm_result(
         result["family"] = crm_case.kind
     result["trial"] = crm_case.trial
     result["test_id"] = crm_case.test_id
+    # One plain-JSON copy, shared by the test report and the JSON report's metadata.
+    result = json.loads(json.dumps(result, default=str))
     request.node.stash[RESULT] = result
     return CaseResult(result)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import platform
 import re
 from collections.abc import Generator
@@ -328,7 +327,7 @@ def pytest_runtest_makereport(
         result = {**result, "passed": False, "outcome": "failed"}
     item.stash[RESULT] = result
     # Plain JSON only: reports travel through xdist.
-    report.user_properties.append((USER_PROPERTY, json.loads(json.dumps(result, default=str))))
+    report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -389,7 +388,7 @@ def pytest_json_runtest_metadata(item: pytest.Item, call: pytest.CallInfo[None])
     result = item.stash.get(RESULT, None)
     if result is None or call.when not in ("setup", "call"):
         return None
-    return {"crmbench": json.loads(json.dumps(result, default=str))}
+    return {"crmbench": result}  # plain JSON (made so by the crm_result fixture)
 
 
 def _versions() -> dict[str, str]:
