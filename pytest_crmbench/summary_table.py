@@ -9,6 +9,10 @@ def _pct(rate: float | None) -> str:
     return "  n/a" if rate is None else f"{rate * 100:5.1f}%"
 
 
+def _secs(value: float) -> str:
+    return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+
+
 def _rows(title: str, groups: dict[str, dict[str, Any]]) -> list[str]:
     if not groups:
         return []
@@ -52,6 +56,11 @@ def render_summary(summary: dict[str, Any], provider: str | None, settings: Any)
         lines.append(
             f"  tokens: {s['input_tokens']} in / {s['output_tokens']} out   "
             f"cost: ${s['cost_usd']:.4f}"
+        )
+    slow = [x for x in s.get("slowest", []) if x.get("duration_s")]
+    if slow:
+        lines.append(
+            "  slowest: " + ", ".join(f"{x['case_id']} {_secs(x['duration_s'])}" for x in slow[:5])
         )
     if s["top_failure_reasons"]:
         lines.append("  top failure reasons:")
