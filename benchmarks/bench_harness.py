@@ -1,6 +1,6 @@
 """Harness benchmarks: what the benchmark itself costs when the model costs nothing.
 
-Targets (spec/targets.md):
+Targets (the project's performance targets):
   P1  harness overhead per turn, replay agent (agent time excluded):
       p50 ≤ 1 ms on memory, ≤ 4 ms on PostgreSQL
   P2  full shipped suite (conversations + golden), replay, memory, one process,
@@ -44,12 +44,13 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
     """P1 (per-turn overhead) and P8 (throughput) on one store, in this process."""
     from pytest_crmbench.agents.scripted import ReplayAgent
     from pytest_crmbench.backends import open_memory_store, open_postgres_store
-    from pytest_crmbench.crm.seed import load_seed_world, project_dir
+    from pytest_crmbench.crm.seed import load_seed_world
     from pytest_crmbench.dataset import load_dataset
+    from pytest_crmbench.locations import shipped_conversations
     from pytest_crmbench.runner import Runner
 
     world = load_seed_world()
-    convs = load_dataset(project_dir("cases") / "conversations.jsonl").conversations
+    convs = load_dataset(shipped_conversations()).conversations
     server = None
     if backend == "memory":
         store: Any = open_memory_store(world)

@@ -26,7 +26,7 @@ def open_memory_store(world: SeedWorld | None = None) -> MemoryStore:
 
 def open_postgres_store(url: str, world: SeedWorld | None = None) -> Store:
     """A PostgreSQL store on the database at ``url`` (which it owns), seeded and committed."""
-    from pytest_crmbench.postgres.store import PostgresStore
+    from pytest_crmbench.postgres.store import PostgresStore  # lazy: psycopg, only if used
 
     store = PostgresStore(url)
     try:

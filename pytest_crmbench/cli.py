@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from pytest_crmbench import __version__
+from pytest_crmbench.crm.catalog import AGENT_TOOLS, TOOLS
+from pytest_crmbench.fakemodel.cli import add_parser as add_fake_server
+from pytest_crmbench.lint import add_parser as add_lint
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
     """Print the agent tool catalog (``--all`` adds the 10 helpers)."""
-    from pytest_crmbench.crm.catalog import AGENT_TOOLS, TOOLS
-
     tools = TOOLS if args.all else AGENT_TOOLS
     if args.json:
         json.dump([t.as_dict() for t in tools], sys.stdout, indent=2, ensure_ascii=False)
@@ -39,6 +40,7 @@ def _cmd_tools(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     """Generate the conversation dataset and its stratified 400 subset; print statistics."""
+    # lazy: the generator and its phrase pools load only for `crmbench generate`
     from pytest_crmbench.generate import dataset_statistics, format_statistics, write_dataset
 
     if args.count < 1:
@@ -69,11 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     gen.add_argument("--count", type=int, default=1200, help="conversations (default: 1200)")
     gen.set_defaults(func=_cmd_generate)
-    from pytest_crmbench.fakemodel.cli import add_parser as add_fake_server
-
     add_fake_server(sub)
-    from pytest_crmbench.dataset.lint import add_parser as add_lint
-
     add_lint(sub)
     return parser
 

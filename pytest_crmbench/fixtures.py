@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from pytest_crmbench.cases_loader import Case
+from pytest_crmbench.agents.base import Agent
+from pytest_crmbench.agents.judge import make_judge
+from pytest_crmbench.agents.loading import AgentLoadError, make_agent
+from pytest_crmbench.agents.pricing import price_table
+from pytest_crmbench.crm import CRM, FixedClock, RandomIds
+from pytest_crmbench.crm.seed import SeedWorld, load_seed_world
+from pytest_crmbench.crm.store import Store
+from pytest_crmbench.items import Case
 from pytest_crmbench.options import Settings
+from pytest_crmbench.runner import DatasetDefect, InfrastructureError, Runner, RunOptions
+from pytest_crmbench.runner.arc import ArcRunner
+from pytest_crmbench.runner.golden import run_sandbox
+from pytest_crmbench.runner.records import ItemResult
 from pytest_crmbench.state import ARC_DATASET, RESULT, STATE
 
 
@@ -28,39 +39,31 @@ def crm_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def crm_world() -> Any:
-    from pytest_crmbench.crm.seed import load_seed_world
-
+def crm_world() -> SeedWorld:
     return load_seed_world()
 
 
 @pytest.fixture(scope="session")
-def crm_store(pytestconfig: pytest.Config, crm_world: Any) -> Any:
+def crm_store(pytestconfig: pytest.Config, crm_world: SeedWorld) -> Store:
     """The seeded store of this process; items reset it, so it is shared by all of them."""
     return pytestconfig.stash[STATE].open_store(crm_world)
 
 
 @pytest.fixture
-def crm(crm_store: Any, crm_world: Any) -> Iterator[Any]:
+def crm(crm_store: Store, crm_world: SeedWorld) -> Iterator[CRM]:
     """A CRM on the seed world (today = the seed's reference date); changes are undone after."""
-    from pytest_crmbench.crm import CRM, FixedClock, RandomIds
-
     crm_store.reset()
     yield CRM(crm_store, clock=FixedClock(crm_world.reference_date), ids=RandomIds())
     crm_store.reset()
 
 
 @pytest.fixture(scope="session")
-def crm_agent(crm_settings: Settings) -> Any:
-    from pytest_crmbench.agents.loading import AgentLoadError, make_agent
-
+def crm_agent(crm_settings: Settings) -> Agent:
     try:
-        agent = make_agent(crm_settings.agent, **agent_settings(crm_settings))
+        agent: Agent = make_agent(crm_settings.agent, **agent_settings(crm_settings))
     except AgentLoadError as exc:
         raise pytest.UsageError(str(exc)) from exc
     if crm_settings.agent_prices and hasattr(agent, "prices"):  # the LLM agents
-        from pytest_crmbench.agents.pricing import price_table
-
         agent.prices = price_table(crm_settings.agent_prices)
     return agent
 
@@ -78,17 +81,12 @@ def agent_settings(settings: Settings) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def crm_runner(
-    crm_store: Any, crm_world: Any, crm_settings: Settings, pytestconfig: pytest.Config
-) -> Any:
+    crm_store: Store, crm_world: SeedWorld, crm_settings: Settings, pytestconfig: pytest.Config
+) -> Runner | ArcRunner:
     """The runner; conversations imported from the upstream (Arc) format run on an empty
     world with a store of their own, as the upstream ran them (see ``dataset.arc``)."""
-    from pytest_crmbench.runner import Runner, RunOptions
-
     judge = None
     if crm_settings.judge.strip().lower() not in ("", "none"):
-        from pytest_crmbench.agents.judge import make_judge
-        from pytest_crmbench.agents.pricing import price_table
-
         judge = make_judge(
             crm_settings.judge,
             timeout=crm_settings.agent_timeout,
@@ -102,8 +100,6 @@ def crm_runner(
     )
     runner = Runner(crm_store, crm_world, options)
     if pytestconfig.stash.get(ARC_DATASET, False):
-        from pytest_crmbench.dataset.arc import ArcRunner
-
         state = pytestconfig.stash[STATE]
         return ArcRunner(runner, lambda world: state.open_store(world, "_arc"))
     return runner
@@ -123,7 +119,7 @@ def crm_case(request: pytest.FixtureRequest) -> Case:
 class CaseResult:
     """A finished item's verdict; ``check()`` fails the test with a readable diff."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
+    def __init__(self, result: ItemResult) -> None:
         self.result = result
 
     @property
@@ -135,7 +131,7 @@ class CaseResult:
             pytest.fail(format_failure(self.result), pytrace=False)
 
 
-def format_failure(result: dict[str, Any]) -> str:
+def format_failure(result: ItemResult) -> str:
     """The first failing turn and what differed, for pytest's failure message."""
     lines: list[str] = []
     if result.get("family") == "golden_sandbox":
@@ -158,8 +154,8 @@ def format_failure(result: dict[str, Any]) -> str:
     if not first["calls"]:
         lines.append("    (none)")
     lines.append("  expected calls:")
-    for c in first["expected_calls"]:
-        lines.append(f"    {c['tool']}({_short(c['args'])})")
+    for expected in first["expected_calls"]:
+        lines.append(f"    {expected['tool']}({_short(expected['args'])})")
     lines.append(f"  reply: {first['reply'][:300]!r}")
     return "\n".join(lines)
 
@@ -173,16 +169,14 @@ def _short(args: Any, limit: int = 160) -> str:
 
 @pytest.fixture
 def crm_result(
-    request: pytest.FixtureRequest, crm_case: Case, crm_store: Any, crm_settings: Settings
+    request: pytest.FixtureRequest, crm_case: Case, crm_store: Store, crm_settings: Settings
 ) -> CaseResult:
     """Run the item's case now (setup), so only the verdict is left for the test body."""
-    from pytest_crmbench.runner import DatasetDefect, InfrastructureError
-    from pytest_crmbench.runner.golden import run_sandbox
-
-    if crm_case.kind == "golden_sandbox":
-        gf, gc = crm_case.data
-        result = run_sandbox(gf, gc, crm_store)
+    result: ItemResult
+    if crm_case.kind == "golden_sandbox" and crm_case.golden is not None:
+        result = run_sandbox(*crm_case.golden, crm_store)
     else:
+        assert crm_case.conversation is not None
         runner = request.getfixturevalue("crm_runner")
         agent = request.getfixturevalue("crm_agent")
         try:
@@ -195,7 +189,7 @@ def crm_result(
     result["trial"] = crm_case.trial
     result["test_id"] = crm_case.test_id
     # One plain-JSON copy, shared by the test report and the JSON report's metadata.
-    result = json.loads(json.dumps(result, default=str))
+    result = cast(ItemResult, json.loads(json.dumps(result, default=str)))
     request.node.stash[RESULT] = result
     return CaseResult(result)
 

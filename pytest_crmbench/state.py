@@ -6,12 +6,19 @@ import contextlib
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_crmbench.backends import open_memory_store, open_postgres_store
+from pytest_crmbench.crm.seed import SeedWorld
+from pytest_crmbench.crm.store import Store
 from pytest_crmbench.options import Settings
-from pytest_crmbench.runner.results import ResultsStream
+from pytest_crmbench.results.stream import ResultsStream
+from pytest_crmbench.runner.records import ItemResult
+
+if TYPE_CHECKING:
+    from pytest_crmbench.postgres import PostgresServer
 
 
 @dataclass
@@ -20,22 +27,22 @@ class CrmState:
     is_worker: bool
     worker_id: str
     run_id: str
-    results: list[dict[str, Any]] = field(default_factory=list)
-    previous: list[dict[str, Any]] = field(default_factory=list)  # resumed from --crm-results
+    results: list[ItemResult] = field(default_factory=list)
+    previous: list[ItemResult] = field(default_factory=list)  # resumed from --crm-results
     stream: ResultsStream | None = None
-    server: Any = None  # PostgresServer this process started (and must stop)
+    server: PostgresServer | None = None  # the server this process started (and must stop)
     admin_url: str | None = None  # PostgreSQL server to create worker databases on
     provider: str | None = None
     dataset_info: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
-    stores: list[Any] = field(default_factory=list)
+    stores: list[Store] = field(default_factory=list)
     stores_db: list[str] = field(default_factory=list)
 
     def ensure_server(self) -> str:
         """Admin URL of the PostgreSQL server, starting one in this process if needed."""
         if self.admin_url is None:
-            from pytest_crmbench.postgres import start_server
+            from pytest_crmbench.postgres import start_server  # lazy: psycopg, only for PostgreSQL
 
             mode = self.settings.postgres
             url = None
@@ -46,16 +53,14 @@ class CrmState:
             self.provider = self.server.description
         return self.admin_url
 
-    def open_store(self, world: Any, suffix: str = "") -> Any:
+    def open_store(self, world: SeedWorld, suffix: str = "") -> Store:
         """A store over ``world`` on this run's backend (memory, or a database of this
         worker on the run's PostgreSQL server), closed and dropped at exit."""
-        from pytest_crmbench.backends import open_memory_store, open_postgres_store
-
-        store: Any
+        store: Store
         if self.settings.backend == "memory":
             store = open_memory_store(world)
         else:
-            from pytest_crmbench.postgres import create_database
+            from pytest_crmbench.postgres import create_database  # lazy: psycopg
 
             name = f"crmbench_{self.run_id}_{self.worker_id}{suffix}".lower()
             url = create_database(self.ensure_server(), name)
@@ -69,7 +74,7 @@ class CrmState:
             with contextlib.suppress(Exception):  # best effort at exit
                 store.close()
         if self.admin_url and self.stores_db:
-            from pytest_crmbench.postgres import drop_database
+            from pytest_crmbench.postgres import drop_database  # lazy: psycopg
 
             for name in self.stores_db:
                 with contextlib.suppress(Exception):
@@ -82,7 +87,7 @@ class CrmState:
 
 
 STATE = pytest.StashKey[CrmState]()
-RESULT = pytest.StashKey[dict[str, Any]]()
+RESULT = pytest.StashKey[ItemResult]()
 ARC_DATASET = pytest.StashKey[bool]()  # the collected dataset holds conversations imported from Arc
 
 

@@ -23,7 +23,6 @@ from pytest_crmbench.dataset import DatasetError, detect_format, load_dataset
 from pytest_crmbench.dataset.arc import (
     ARC_REFERENCE_DATE,
     ARC_TAG,
-    ArcRunner,
     complexity_for,
     convert_arc,
     empty_world,
@@ -34,6 +33,7 @@ from pytest_crmbench.dataset.arc import (
 from pytest_crmbench.dataset.defects import KINDS, skip_reason
 from pytest_crmbench.dataset.loader import file_format
 from pytest_crmbench.dataset.stated import is_stated, spelled_numbers, unstated_values
+from pytest_crmbench.runner.arc import ArcRunner
 from pytest_crmbench.runner.runner import DatasetDefect, Runner
 
 FIXTURES = Path(__file__).resolve().parent / "arc_fixtures"

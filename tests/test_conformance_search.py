@@ -14,7 +14,7 @@ import pytest
 
 from pytest_crmbench.crm import CRM, CrmError, Store
 from pytest_crmbench.crm.catalog import SEARCHES
-from pytest_crmbench.crm.seed import project_dir
+from pytest_crmbench.locations import data_file
 
 pytestmark = pytest.mark.conformance
 
@@ -49,7 +49,7 @@ ALLOWED = {
 
 @cache
 def raw() -> dict[str, Any]:
-    with (project_dir("data") / "seed_world.json").open(encoding="utf-8") as fh:
+    with data_file("seed_world.json").open(encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     return data
 

@@ -17,7 +17,8 @@ import pytest
 
 from pytest_crmbench.crm import CRM, CrmError, FixedClock, Store
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER
-from pytest_crmbench.crm.seed import SeedWorld, project_dir
+from pytest_crmbench.crm.seed import SeedWorld
+from pytest_crmbench.locations import data_file
 
 pytestmark = pytest.mark.conformance
 
@@ -42,7 +43,7 @@ NOTE_TARGETS = {**DOC_TARGETS, "Contact": "contacts"}
 @cache
 def raw() -> dict[str, Any]:
     """The seed world exactly as stored in the project's data file (JSON values)."""
-    with (project_dir("data") / "seed_world.json").open(encoding="utf-8") as fh:
+    with data_file("seed_world.json").open(encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     return data
 

@@ -21,9 +21,9 @@ from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent
 from pytest_crmbench.backends import open_memory_store
 from pytest_crmbench.cli import main
 from pytest_crmbench.crm.catalog import AGENT_TOOLS
-from pytest_crmbench.crm.seed import project_dir
 from pytest_crmbench.dataset import load_dataset
-from pytest_crmbench.dataset.model import WORKFLOWS
+from pytest_crmbench.dataset.facts import fact_present, numbers_in
+from pytest_crmbench.dataset.workflows import WORKFLOWS
 from pytest_crmbench.generate import (
     FULL_FILE,
     SUBSET_FILE,
@@ -33,8 +33,8 @@ from pytest_crmbench.generate import (
 )
 from pytest_crmbench.generate import phrasing as P
 from pytest_crmbench.generate.builder import local_id
+from pytest_crmbench.locations import project_dir
 from pytest_crmbench.runner import Runner
-from pytest_crmbench.runner.verdict import fact_present, numbers_in
 
 TARGET = {"simple": 0.23, "medium": 0.52, "complex": 0.25}
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)

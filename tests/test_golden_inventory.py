@@ -1,4 +1,4 @@
-"""The golden set (golden.md): its inventory, its id convention, and that it is passable.
+"""The golden set: its inventory, its id convention, and that it is passable.
 
 Every sandbox case passes with its own payload, the ``replay`` oracle passes every agent
 case, ``noop`` fails every agent case, and every negative scenario the spec lists is
@@ -18,14 +18,9 @@ from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent
 from pytest_crmbench.backends import open_memory_store
 from pytest_crmbench.crm.seed import SeedWorld
 from pytest_crmbench.crm.store import Store
+from pytest_crmbench.dataset.golden import GoldenCase, GoldenFile, as_conversation, load_golden
 from pytest_crmbench.runner import Runner
-from pytest_crmbench.runner.golden import (
-    GoldenCase,
-    GoldenFile,
-    as_conversation,
-    load_golden,
-    run_sandbox,
-)
+from pytest_crmbench.runner.golden import run_sandbox
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 
@@ -38,7 +33,8 @@ PREFIX = {
     "opportunity_search": "OPS",
 }
 
-# Each negative scenario of golden.md, as a substring some failing case of the task expects.
+# Each negative scenario of the golden inventory, as a substring some failing case of the
+# task expects.
 REQUIRED_MESSAGES: dict[str, set[str]] = {
     "create_new_client": {
         "must be one of",
@@ -101,7 +97,7 @@ REQUIRED_MESSAGES: dict[str, set[str]] = {
     "opportunity_search": {"Unknown search field"},
 }
 
-# Values golden.md lists one by one: each must be the value of its field in some failing
+# Values the golden inventory lists one by one: each must be the value of its field in some failing
 # sandbox payload of the task (``updates``/``criteria`` flattened).
 REQUIRED_VALUES: dict[str, dict[str, list[Any]]] = {
     "create_new_client": {"status": ["Active ", "prospect"], "name": ["    ", 20451]},

@@ -16,7 +16,7 @@ import pytest
 
 from pytest_crmbench.cli import main
 from pytest_crmbench.dataset.defects import KINDS
-from pytest_crmbench.dataset.lint import lint_files
+from pytest_crmbench.lint import lint_files
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "arc_fixtures"

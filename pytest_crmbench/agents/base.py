@@ -8,6 +8,7 @@ receives feedback after the verdict (continual learning).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
@@ -74,10 +75,48 @@ class AgentUnavailable(Exception):
 
 @runtime_checkable
 class Agent(Protocol):
-    """Implement ``start`` and ``respond``; ``feedback``/``close``/``last_usage`` are optional."""
+    """Implement ``start`` and ``respond``; the abilities below are optional."""
 
     name: str
 
     def start(self, briefing: Briefing) -> None: ...
 
     def respond(self, message: str, tools: ToolHandle) -> str: ...
+
+
+# == optional abilities: the runner checks for them with isinstance ==================
+@runtime_checkable
+class LearnsFromFeedback(Protocol):
+    """An agent told, after each conversation, which turns passed and why not."""
+
+    def feedback(self, verdict: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ReportsUsage(Protocol):
+    """An agent that reports the tokens and cost of its last turn."""
+
+    def last_usage(self) -> Usage | dict[str, Any] | None: ...
+
+
+class ScriptTurn:
+    """What the oracle may know about one turn (never given to real agents)."""
+
+    def __init__(
+        self, calls: Sequence[dict[str, Any]], facts: Sequence[str], expect_failure: bool
+    ) -> None:
+        self.calls = list(calls)  # [{"tool": ..., "args": ... (may hold {{turn_N.x}} refs)}]
+        self.facts = list(facts)
+        self.expect_failure = expect_failure
+
+
+@runtime_checkable
+class FollowsScript(Protocol):
+    """The built-in oracle (``replay``): it is handed each turn's reference calls, and
+    told when ``--crm-recover`` put a turn's reference outcome in place."""
+
+    wants_script: bool
+
+    def set_script(self, script: Sequence[ScriptTurn]) -> None: ...
+
+    def on_recovered(self, turn: int, results: list[Any]) -> None: ...

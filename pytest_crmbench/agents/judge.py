@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_crmbench.agents.base import AgentUnavailable
@@ -71,7 +71,7 @@ def _defuse(text: str) -> str:
     return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
 
 
-def _calls_data(calls: Sequence[dict[str, Any]]) -> str:
+def _calls_data(calls: Sequence[Mapping[str, Any]]) -> str:
     shown = []
     for c in calls:
         item: dict[str, Any] = {"tool": c.get("tool"), "args": c.get("args"), "ok": c.get("ok")}
@@ -85,7 +85,7 @@ def _calls_data(calls: Sequence[dict[str, Any]]) -> str:
 
 
 def build_prompt(
-    user: str, reply: str, rubric: str, calls: Sequence[dict[str, Any]], token: str
+    user: str, reply: str, rubric: str, calls: Sequence[Mapping[str, Any]], token: str
 ) -> str:
     """The judge's user message: trusted rubric, then delimited data blocks."""
     data = {
@@ -171,11 +171,11 @@ class LLMJudge:
     ) -> None:
         backend_class: type[Backend]
         if provider == "anthropic":
-            from pytest_crmbench.agents.claude import AnthropicBackend
+            from pytest_crmbench.agents.claude import AnthropicBackend  # lazy: the SDK
 
             backend_class = AnthropicBackend
         elif provider == "openai":
-            from pytest_crmbench.agents.openai_agent import OpenAIBackend
+            from pytest_crmbench.agents.openai_agent import OpenAIBackend  # lazy: the SDK
 
             backend_class = OpenAIBackend
         else:
@@ -217,7 +217,7 @@ class LLMJudge:
         self.backend.close()
 
     def score(
-        self, user: str, reply: str, rubric: str, calls: Sequence[dict[str, Any]]
+        self, user: str, reply: str, rubric: str, calls: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
         """The judge check of one turn (plain JSON): status, passed, score, reasons, usage."""
         usage = _empty_usage()

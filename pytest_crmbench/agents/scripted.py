@@ -9,18 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_crmbench.agents.base import Briefing, ToolHandle
+from pytest_crmbench.agents.base import Briefing, ScriptTurn, ToolHandle
+from pytest_crmbench.dataset.refs import resolve
 
-
-class ScriptTurn:
-    """What the oracle may know about one turn (never given to real agents)."""
-
-    def __init__(
-        self, calls: Sequence[dict[str, Any]], facts: Sequence[str], expect_failure: bool
-    ) -> None:
-        self.calls = list(calls)  # [{"tool": ..., "args": ... (may hold {{turn_N.x}} refs)}]
-        self.facts = list(facts)
-        self.expect_failure = expect_failure
+__all__ = ["NoopAgent", "ReplayAgent", "ScriptTurn"]
 
 
 class NoopAgent:
@@ -62,8 +54,6 @@ class ReplayAgent:
         self._results[turn] = list(results)
 
     def resolve(self, args: Any) -> Any:
-        from pytest_crmbench.dataset.refs import resolve
-
         return resolve(args, self._results)
 
     def call_args(self, turn: int, index: int, args: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -12,27 +10,7 @@ from typing import Any
 
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER, Entity, Record
 from pytest_crmbench.crm.store import Store
-
-
-def project_dir(name: str) -> Path:
-    """Locate one of the project's top-level data folders (``data``, ``cases``, ``golden``).
-
-    A checkout (editable install) has them beside the package; a wheel installs them
-    under ``<prefix>/share/pytest-crmbench``. ``CRMBENCH_HOME`` overrides both.
-    """
-    candidates = []
-    if os.environ.get("CRMBENCH_HOME"):
-        candidates.append(Path(os.environ["CRMBENCH_HOME"]) / name)
-    candidates.append(Path(__file__).resolve().parents[2] / name)
-    candidates.append(Path(sys.prefix) / "share" / "pytest-crmbench" / name)
-    for path in candidates:
-        if path.is_dir():
-            return path
-    raise FileNotFoundError(
-        f"cannot find the project's '{name}' folder (looked in: "
-        + ", ".join(str(c) for c in candidates)
-        + "); set CRMBENCH_HOME to the project checkout"
-    )
+from pytest_crmbench.locations import data_file
 
 
 def record_from_json(entity: Entity, raw: dict[str, Any]) -> Record:
@@ -87,6 +65,6 @@ class SeedWorld:
 @lru_cache(maxsize=4)
 def load_seed_world(path: str | None = None) -> SeedWorld:
     """The shipped seed world (``data/seed_world.json``) or another file in that format."""
-    file = Path(path) if path else project_dir("data") / "seed_world.json"
+    file = Path(path) if path else data_file("seed_world.json")
     with file.open(encoding="utf-8") as fh:
         return SeedWorld.from_json(json.load(fh))

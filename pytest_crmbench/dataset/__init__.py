@@ -8,7 +8,6 @@ from pytest_crmbench.dataset.loader import (
     MAX_PROBLEMS_PER_FILE,
     Dataset,
     DatasetError,
-    Problem,
     detect_format,
     dump_conversation,
     load_dataset,
@@ -23,6 +22,7 @@ from pytest_crmbench.dataset.model import (
     Turn,
     Workflow,
 )
+from pytest_crmbench.dataset.problems import Problem
 from pytest_crmbench.dataset.refs import Ref, RefError, find_refs, lookup, parse_refs, resolve
 
 __all__ = [

@@ -7,7 +7,7 @@ One upstream line (``conversation_id``, ``turns[].user_utterance`` / ``expected_
   ``seed_data``, so imported conversations do too: they are tagged :data:`ARC_TAG` and
   the plugin runs them on a store whose base is :func:`empty_world` (no seed-world
   records under them — those would change what searches return and which record a
-  "first result" reference picks). :class:`ArcRunner` routes them there.
+  "first result" reference picks). :class:`pytest_crmbench.runner.arc.ArcRunner` routes them there.
 * **Seed.** ``{EntityType: {uuid: {field: value}}}``, seeded Client, Contact, Opportunity,
   Quote, Contract, Document (then Company, Note). Partial records get defaults: client
   status Active, opportunity stage Qualification, quote status Draft, contract status
@@ -50,38 +50,36 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-from pytest_crmbench.crm.catalog import AGENT_TOOLS, BY_TOOL, ToolSpec
+from pytest_crmbench.crm import validation as v
+from pytest_crmbench.crm.catalog import BY_TOOL, ToolSpec
 from pytest_crmbench.crm.clock import DeterministicIds, FixedClock
-from pytest_crmbench.crm.entities import BY_NAME, LOAD_ORDER, Entity
+from pytest_crmbench.crm.entities import BY_NAME, BY_TABLE, LOAD_ORDER, Entity
 from pytest_crmbench.crm.errors import CrmError
 from pytest_crmbench.crm.memory import MemoryStore
 from pytest_crmbench.crm.seed import SeedWorld, record_from_json
 from pytest_crmbench.crm.service import CRM
+from pytest_crmbench.dataset import workflows
 from pytest_crmbench.dataset.defects import Defect
 from pytest_crmbench.dataset.model import (
     FORMAT,
     TURNS_BY_COMPLEXITY,
-    WORKFLOWS,
     Conversation,
     ExpectedCall,
     Reply,
     Turn,
 )
+from pytest_crmbench.dataset.problems import Problem
 from pytest_crmbench.dataset.refs import Ref, RefError, iter_strings, lookup, parse_refs, resolve
 from pytest_crmbench.dataset.stated import describe_value, unstated_values
-
-if TYPE_CHECKING:
-    from pytest_crmbench.crm.store import Store
-    from pytest_crmbench.dataset.loader import Problem
-    from pytest_crmbench.runner.runner import ReferenceRun, Runner
+from pytest_crmbench.dataset.tool_args import canonical_args, unknown_argument_message
 
 ARC_TAG = "source:arc"
 ARC_REFERENCE_DATE = date(2025, 1, 1)
@@ -106,39 +104,28 @@ SEED_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 _WORKFLOW_ALIASES = {
-    **{w.casefold(): w for w in WORKFLOWS},
-    "opportunities": "Opportunity Management",
-    "opportunity": "Opportunity Management",
-    "sales": "Opportunity Management",
-    "client": "Client Management",
-    "clients": "Client Management",
-    "contact": "Contact Management",
-    "contacts": "Contact Management",
-    "quote": "Quote Management",
-    "quotes": "Quote Management",
-    "contract": "Contract Management",
-    "contracts": "Contract Management",
-    "company management": "Company / Account Management",
-    "account management": "Company / Account Management",
-    "company": "Company / Account Management",
-    "document": "Document Management",
-    "documents": "Document Management",
-    "notes": "Notes & Collaboration",
-    "notes management": "Notes & Collaboration",
-    "collaboration": "Notes & Collaboration",
-    "notes and collaboration": "Notes & Collaboration",
+    **{w.casefold(): w for w in workflows.WORKFLOWS},
+    "opportunities": workflows.OPPORTUNITY,
+    "opportunity": workflows.OPPORTUNITY,
+    "sales": workflows.OPPORTUNITY,
+    "client": workflows.CLIENT,
+    "clients": workflows.CLIENT,
+    "contact": workflows.CONTACT,
+    "contacts": workflows.CONTACT,
+    "quote": workflows.QUOTE,
+    "quotes": workflows.QUOTE,
+    "contract": workflows.CONTRACT,
+    "contracts": workflows.CONTRACT,
+    "company management": workflows.COMPANY,
+    "account management": workflows.COMPANY,
+    "company": workflows.COMPANY,
+    "document": workflows.DOCUMENT,
+    "documents": workflows.DOCUMENT,
+    "notes": workflows.NOTES,
+    "notes management": workflows.NOTES,
+    "collaboration": workflows.NOTES,
+    "notes and collaboration": workflows.NOTES,
 }
-_ENTITY_WORKFLOW = {
-    "Client": "Client Management",
-    "Contact": "Contact Management",
-    "Opportunity": "Opportunity Management",
-    "Quote": "Quote Management",
-    "Contract": "Contract Management",
-    "Company": "Company / Account Management",
-    "Document": "Document Management",
-    "Note": "Notes & Collaboration",
-}
-_TOOL_WORKFLOW = {t.name: _ENTITY_WORKFLOW[t.entity.name] for t in AGENT_TOOLS if t.entity}
 
 _PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}|\{[A-Za-z_]\w*\}")  # what the model rejects
 _DOUBLE = re.compile(r"\{\{[^{}]*\}\}")
@@ -307,8 +294,6 @@ class _Converter:
         ids: Mapping[str, set[str]],
         emails: set[str],
     ) -> dict[str, Any] | None:
-        from pytest_crmbench.crm import validation as v
-
         where = f"seeded {entity.name} {key}"
         if not isinstance(raw, Mapping):
             self.add("invalid-seed", f"{where}: not an object")
@@ -362,8 +347,6 @@ class _Converter:
         record: Mapping[str, Any],
     ) -> Any:
         """One seeded field, checked with the CRM's rules; JSON form (raises CrmError)."""
-        from pytest_crmbench.crm import validation as v
-
         f = entity.field(name)
         assert f is not None
         kind, label = f.kind, f.label
@@ -463,7 +446,7 @@ class _Converter:
         store = MemoryStore()
         for table in LOAD_ORDER:
             for record in seed.get(table, ()):
-                store.insert(table, record_from_json(_entity_of(table), record))
+                store.insert(table, record_from_json(BY_TABLE[table], record))
         crm = CRM(store, clock=FixedClock(today), ids=DeterministicIds(self.conv_id))
         raw_turns: list[Any] = list(obj["turns"])
         if len(raw_turns) > MAX_TURNS:
@@ -626,56 +609,6 @@ class _Converter:
         return result
 
 
-def accepted_arguments(spec: ToolSpec) -> tuple[str, ...]:
-    """The argument names a tool accepts: its parameters, plus for modify tools the
-    modifiable fields (flat or under ``updates``), for searches the search fields."""
-    if spec.extra == "updates":
-        assert spec.entity is not None
-        return (spec.entity.key, *(f.name for f in spec.entity.fields if f.modifiable))
-    if spec.extra == "criteria":
-        return tuple(sf.name for sf in spec.search)
-    return spec.param_names
-
-
-def unknown_argument_message(spec: ToolSpec, name: str) -> str:
-    return f"{spec.name} has no argument {name!r} (it takes: {', '.join(accepted_arguments(spec))})"
-
-
-def canonical_args(spec: ToolSpec, args: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """``args`` in the catalog's shape — modify tools: the key plus ``updates``; searches:
-    the criteria as plain arguments — and the names of the arguments the tool does not
-    define (left out)."""
-    unknown: list[str] = []
-    out: dict[str, Any]
-    if spec.extra in ("updates", "criteria"):
-        nested_key = spec.extra
-        nested = args.get(nested_key)
-        merged = dict(nested) if isinstance(nested, Mapping) else {}
-        if nested is not None and not isinstance(nested, Mapping):
-            unknown.append(f"{nested_key} (not an object)")
-        key = spec.entity.key if spec.extra == "updates" and spec.entity is not None else None
-        merged.update({k: x for k, x in args.items() if k not in (key, nested_key)})
-        accepted = set(accepted_arguments(spec)) - {key}
-        kept = {k: x for k, x in merged.items() if k in accepted}
-        unknown += [k for k in merged if k not in accepted]
-        if key is None:
-            out = kept
-        else:
-            out = {key: args[key]} if key in args else {}
-            if kept:
-                out["updates"] = kept
-    else:
-        out = {k: x for k, x in args.items() if k in spec.param_names}
-        unknown = [k for k in args if k not in spec.param_names]
-    return out, unknown
-
-
-def _entity_of(table: str) -> Entity:
-    from pytest_crmbench.crm.entities import BY_TABLE
-
-    return BY_TABLE[table]
-
-
 def _ref_problem(ref: Ref, turn: int, calls: Mapping[int, int]) -> str | None:
     if ref.turn >= turn:
         return f"{ref.text}: forward reference (turn {turn} refers to turn {ref.turn})"
@@ -712,15 +645,15 @@ def workflow_for(category: str, tools: Sequence[str]) -> str:
     writes = [
         t for t in tools if t in BY_TOOL and BY_TOOL[t].group in ("create", "modify", "lifecycle")
     ]
-    if writes and writes[0] in _TOOL_WORKFLOW:
-        return _TOOL_WORKFLOW[writes[0]]
-    counted = Counter(_TOOL_WORKFLOW[t] for t in tools if t in _TOOL_WORKFLOW)
+    if writes and writes[0] in workflows.BY_TOOL:
+        return workflows.BY_TOOL[writes[0]]
+    counted = Counter(workflows.BY_TOOL[t] for t in tools if t in workflows.BY_TOOL)
     if counted:
         best = max(counted.values())
         for t in tools:  # first of the most used, for determinism
-            if _TOOL_WORKFLOW.get(t) and counted[_TOOL_WORKFLOW[t]] == best:
-                return _TOOL_WORKFLOW[t]
-    return "Opportunity Management"
+            if workflows.BY_TOOL.get(t) and counted[workflows.BY_TOOL[t]] == best:
+                return workflows.BY_TOOL[t]
+    return workflows.DEFAULT
 
 
 def _label(record: Mapping[str, Any], key: str | None) -> str | None:
@@ -824,7 +757,7 @@ def _minimal_stub(obj: Mapping[str, Any], conv_id: str) -> Conversation:
     return stub_conversation(
         {
             "id": conv_id,
-            "workflow": "Opportunity Management",
+            "workflow": workflows.DEFAULT,
             "complexity": complexity_for(n),
             "reference_date": ARC_REFERENCE_DATE.isoformat(),
             "seed": {},
@@ -852,8 +785,6 @@ def import_arc_file(
     id) span all files of a dataset: a repeated upstream id is a ``duplicate-id``
     defect, an id that only collides after :func:`project_id` gets a ``-2`` suffix.
     """
-    from pytest_crmbench.dataset.loader import Problem
-
     sources = {} if source_ids is None else source_ids
     out = ArcFile([], {}, [], [])
     name = str(path)
@@ -916,48 +847,3 @@ def import_arc_file(
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-# == running on the empty world ======================================================
-class ArcRunner:
-    """A runner front: Arc conversations run on their own store over :func:`empty_world`;
-    every other conversation on the base runner (the seed world). The Arc store is
-    opened on first use with ``open_store(world)`` and shares the base runner's options.
-    """
-
-    def __init__(self, base: Runner, open_store: Callable[[SeedWorld], Store]) -> None:
-        self.base = base
-        self._open_store = open_store
-        self._arc: Runner | None = None
-
-    @property
-    def options(self) -> Any:
-        return self.base.options
-
-    def runner_for(self, conv: Any) -> Runner:
-        if not is_arc(conv):
-            return self.base
-        if self._arc is None:
-            from pytest_crmbench.runner.runner import Runner
-
-            world = empty_world()
-            self._arc = Runner(self._open_store(world), world, self.base.options)
-        return self._arc
-
-    def run(self, conv: Any, agent: Any, *, trial: int | None = None) -> dict[str, Any]:
-        from pytest_crmbench.runner.runner import DatasetDefect
-
-        try:
-            return self.runner_for(conv).run(conv, agent, trial=trial)
-        except RefError as exc:  # a defective import forced to run (pytest --runxfail)
-            if not is_arc(conv):
-                raise
-            raise DatasetDefect(f"{conv.id}: {exc}") from exc
-
-    def reference_run(self, conv: Any) -> ReferenceRun:
-        return self.runner_for(conv).reference_run(conv)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "base":  # not set yet (e.g. while copying): no recursion
-            raise AttributeError(name)
-        return getattr(self.base, name)

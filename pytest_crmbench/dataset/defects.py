@@ -1,7 +1,7 @@
 """Dataset defects: what makes a conversation unfair or unusable, found without an agent.
 
 Found by the Arc importer (:mod:`pytest_crmbench.dataset.arc`) and by ``crmbench lint``
-(:mod:`pytest_crmbench.dataset.lint`). A *blocking* defect means the conversation cannot
+(:mod:`pytest_crmbench.lint`). A *blocking* defect means the conversation cannot
 be scored fairly: the plugin still collects it, but skips it (or marks it xfail) with the
 defect named. The other kinds are findings for the dataset's author only.
 """

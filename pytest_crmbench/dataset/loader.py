@@ -19,32 +19,15 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from pytest_crmbench.dataset.arc import import_arc_file
 from pytest_crmbench.dataset.defects import Defect
 from pytest_crmbench.dataset.model import FORMAT, Conversation, Problems, format_loc
+from pytest_crmbench.dataset.problems import Problem
 from pytest_crmbench.dataset.refs import Loc
 
 MAX_PROBLEMS_PER_FILE = 50
 
 StrPath = str | PathLike[str]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem, located as precisely as is known."""
-
-    file: str
-    line: int | None
-    message: str
-    conv_id: str | None = None
-    field: str | None = None
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        if self.conv_id:
-            where += f" ({self.conv_id})"
-        return (
-            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-        )
 
 
 class DatasetError(Exception):
@@ -143,7 +126,7 @@ def _error_items(exc: ValidationError) -> Iterator[tuple[Loc, str]]:
             yield loc, f"{err['msg']} (got {_short(err['input'])})"
 
 
-def _expand(paths: StrPath | Sequence[StrPath], problems: list[Problem]) -> list[Path]:
+def expand_paths(paths: StrPath | Sequence[StrPath], problems: list[Problem]) -> list[Path]:
     items = [paths] if isinstance(paths, str | PathLike) else list(paths)
     files: list[Path] = []
     for item in items:
@@ -160,7 +143,7 @@ def _expand(paths: StrPath | Sequence[StrPath], problems: list[Problem]) -> list
     return files
 
 
-class _FileLoader:
+class FileLoader:
     """Parses one file's lines, collecting conversations and problems."""
 
     def __init__(self, path: Path, locations: dict[str, tuple[Path, int]]) -> None:
@@ -245,7 +228,7 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
     :mod:`pytest_crmbench.dataset.arc`; its conversations' defects are in ``defects``.
     """
     problems: list[Problem] = []
-    files = _expand(paths, problems)
+    files = expand_paths(paths, problems)
     digest = hashlib.sha256()
     conversations: list[Conversation] = []
     locations: dict[str, tuple[Path, int]] = {}
@@ -259,14 +242,12 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
             continue
         digest.update(data)
         if file_format(data) == "arc":
-            from pytest_crmbench.dataset.arc import import_arc_file
-
             imported = import_arc_file(path, data, locations, arc_sources)
             conversations.extend(imported.conversations)
             problems.extend(imported.problems)
             defects.update(imported.defects)
             continue
-        loader = _FileLoader(path, locations)
+        loader = FileLoader(path, locations)
         loader.load(data)
         conversations.extend(loader.conversations)
         problems.extend(loader.problems)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -20,26 +20,29 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from pytest_crmbench.crm.catalog import BY_TOOL
 from pytest_crmbench.crm.entities import BY_TABLE
 from pytest_crmbench.crm.seed import record_from_json
 from pytest_crmbench.dataset.refs import Loc, RefError, iter_strings, parse_refs
+from pytest_crmbench.dataset.workflows import WORKFLOWS
 
 FORMAT: Literal["crmbench/1"] = "crmbench/1"
 
-Workflow = Literal[
-    "Opportunity Management",
-    "Client Management",
-    "Contact Management",
-    "Quote Management",
-    "Contract Management",
-    "Company / Account Management",
-    "Document Management",
-    "Notes & Collaboration",
-]
 Complexity = Literal["simple", "medium", "complex"]
-WORKFLOWS: tuple[str, ...] = get_args(Workflow)
+
+
+def _check_workflow(value: str) -> str:
+    if value not in WORKFLOWS:
+        expected = ", ".join(repr(w) for w in WORKFLOWS)
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+    return value
+
+
+Workflow = Annotated[str, AfterValidator(_check_workflow)]
 
 TURNS_BY_COMPLEXITY: dict[str, tuple[int, int]] = {
     "simple": (1, 3),

@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_crmbench.crm.catalog import BY_TOOL
 from pytest_crmbench.crm.validation import canonical_id, parse_date
-from pytest_crmbench.runner.verdict import fact_present, numbers_in
+from pytest_crmbench.dataset.facts import fact_present, numbers_in
 
 # Arguments that point at records rather than carry values the user must say: ids, id
 # lists, and the type half of a polymorphic pointer (``entity_type`` + ``entity_id``).

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from typing import Any
 
-from pytest_crmbench.fakemodel.server import ALL_FAULTS
+from pytest_crmbench.fakemodel.policies import RouterPolicy, load_oracle
+from pytest_crmbench.fakemodel.server import ALL_FAULTS, FakeModelServer, FaultConfig
+from pytest_crmbench.locations import shipped_conversations
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         help="conversation JSONL file(s) the oracle knows (repeatable; default: "
-        "cases/conversations.jsonl when it exists)",
+        "the shipped conversations)",
     )
     p.add_argument(
         "--golden", action="append", default=[], help="golden file(s) or folder(s) (agent cases)"
@@ -58,14 +61,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from pytest_crmbench.fakemodel.policies import RouterPolicy, load_oracle
-    from pytest_crmbench.fakemodel.server import FakeModelServer, FaultConfig
-
     datasets = list(args.dataset)
-    if not datasets and not args.golden and Path("cases/conversations.jsonl").is_file():
-        datasets = ["cases/conversations.jsonl"]
+    if not datasets and not args.golden:
+        with contextlib.suppress(FileNotFoundError):
+            datasets = [str(shipped_conversations())]
     try:
         oracle = load_oracle(datasets, args.golden, parallel=args.parallel)
         kinds = tuple(k.strip() for k in args.faults.split(",") if k.strip())

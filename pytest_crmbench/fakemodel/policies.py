@@ -13,6 +13,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from pytest_crmbench.agents.judge import DATA_BLOCKS, JUDGE_MARKER, RUBRIC_HEADING
+from pytest_crmbench.dataset.golden import as_conversation, load_golden
+from pytest_crmbench.dataset.loader import load_dataset
+from pytest_crmbench.dataset.refs import RefError, resolve
 from pytest_crmbench.fakemodel.wire import FakeCall, FakeMessage, FakeReply, FakeRequest
 
 
@@ -99,7 +103,6 @@ class OraclePolicy:
         return len({id(conv) for conv, _ in self._index.values()})
 
     def respond(self, request: FakeRequest) -> FakeReply:
-        from pytest_crmbench.dataset.refs import RefError, resolve
 
         found = self._index.get(tuple(request.user_texts()))
         if found is None:
@@ -159,14 +162,10 @@ def load_oracle(
     """An oracle over conversation files (JSONL) and golden files/folders (agent cases)."""
     from pathlib import Path
 
-    from pytest_crmbench.dataset.loader import load_dataset
-
     conversations: list[Any] = []
     if datasets:
         conversations += list(load_dataset([Path(p) for p in datasets]).conversations)
     if golden:
-        from pytest_crmbench.runner.golden import as_conversation, load_golden
-
         files: list[Path] = []
         for g in golden:
             path = Path(g)
@@ -206,7 +205,6 @@ class FakeJudgePolicy:
     @staticmethod
     def split(prompt: str) -> tuple[str, str, dict[str, str]]:
         """(outside text, rubric, data blocks) of a judge prompt."""
-        from pytest_crmbench.agents.judge import DATA_BLOCKS, RUBRIC_HEADING
 
         match = re.search(r"Data token: (\S+)", prompt)
         token = match.group(1) if match else ""
@@ -259,12 +257,10 @@ class RouterPolicy:
         return self.route(request).respond(request)
 
     def route(self, request: FakeRequest) -> Policy:
-        from pytest_crmbench.agents.judge import JUDGE_MARKER
 
         return self.judge if JUDGE_MARKER in request.system else self.agent
 
 
 def is_judge_request(request: FakeRequest) -> bool:
-    from pytest_crmbench.agents.judge import JUDGE_MARKER
 
     return JUDGE_MARKER in request.system

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_crmbench.backends import open_memory_store
-from pytest_crmbench.crm.seed import load_seed_world, project_dir
+from pytest_crmbench.crm.seed import load_seed_world
+from pytest_crmbench.dataset.facts import fact_present
 from pytest_crmbench.dataset.loader import dump_conversation
 from pytest_crmbench.dataset.model import FORMAT, Conversation, ExpectedCall, Reply, Turn
 from pytest_crmbench.generate.builder import (
@@ -50,8 +51,8 @@ from pytest_crmbench.generate.tasks import (
     QUOTE,
     TASKS,
 )
+from pytest_crmbench.locations import data_file
 from pytest_crmbench.runner.runner import Runner
-from pytest_crmbench.runner.verdict import fact_present
 
 DEFAULT_SEED = 42
 DEFAULT_COUNT = 1200
@@ -206,7 +207,7 @@ SPLIT = {  # tools served by several tasks: how the production weight is shared
 
 
 def task_frequencies() -> dict[str, int]:
-    data = json.loads((project_dir("data") / "task_frequencies.json").read_text("utf-8"))
+    data = json.loads((data_file("task_frequencies.json")).read_text("utf-8"))
     return {str(t["tool"]): int(t["count"]) for t in data["tasks"]}
 
 
@@ -442,7 +443,7 @@ class Generator:
         return Conversation(
             format=FORMAT,
             id=item.conv_id,
-            workflow=item.workflow,  # type: ignore[arg-type]
+            workflow=item.workflow,
             complexity=item.complexity,  # type: ignore[arg-type]
             reference_date=REFERENCE_DATE,
             seed=_json_number(b.local_seed),

@@ -1,4 +1,4 @@
-"""The runner: conversation → verdict. Used by the pytest plugin, the CLI and the Gym env."""
+"""The runner: conversation → verdict, without pytest (the plugin and the CLI use it)."""
 
 from pytest_crmbench.runner.runner import (
     DatasetDefect,

@@ -7,7 +7,8 @@
 3. Each turn is judged (:mod:`pytest_crmbench.runner.verdict`); with ``recover`` a failed
    turn's state is replaced by the expected one so later turns are scored on their own.
 
-Results are plain JSON dicts, ready for pytest reports, JSONL streams and the Gym env.
+Results are plain-JSON :class:`~pytest_crmbench.runner.records.ItemResult` dicts, ready
+for pytest reports and JSONL streams.
 """
 
 from __future__ import annotations
@@ -15,13 +16,23 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_crmbench.agents.base import Briefing, ToolResult
+from pytest_crmbench.agents.base import (
+    Agent,
+    AgentUnavailable,
+    Briefing,
+    FollowsScript,
+    LearnsFromFeedback,
+    ReportsUsage,
+    ScriptTurn,
+    ToolResult,
+    Usage,
+)
+from pytest_crmbench.agents.judge import LLMJudge
 from pytest_crmbench.agents.prompt import build_system_prompt
-from pytest_crmbench.agents.scripted import ScriptTurn
 from pytest_crmbench.crm.catalog import agent_catalog
 from pytest_crmbench.crm.clock import DeterministicIds, FixedClock
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER
@@ -30,7 +41,11 @@ from pytest_crmbench.crm.memory import MemoryStore
 from pytest_crmbench.crm.seed import SeedWorld, record_from_json
 from pytest_crmbench.crm.service import CRM
 from pytest_crmbench.crm.store import Store
+from pytest_crmbench.dataset.facts import missing_facts
+from pytest_crmbench.dataset.model import Conversation, Turn
+from pytest_crmbench.dataset.refs import resolve
 from pytest_crmbench.runner import verdict as V
+from pytest_crmbench.runner.records import CallRecord, ItemResult, TurnResult
 from pytest_crmbench.runner.tracking import Change, TrackingStore
 
 DEFAULT_MAX_CALLS = 8
@@ -50,12 +65,12 @@ class RunOptions:
     recover: bool = False
     strict_actions: bool = False
     trial: int = 0
-    judge: Any = None  # optional LLM judge of rubric turns (pytest_crmbench.agents.judge)
+    judge: LLMJudge | None = None  # optional LLM judge of rubric turns
 
 
 @dataclass
 class RefTurn:
-    calls: list[dict[str, Any]]  # resolved {tool, args, ok, result|error}
+    calls: list[CallRecord]  # resolved {tool, args, ok, result|error}
     changes: list[Change]
 
 
@@ -85,7 +100,7 @@ class RecordingHandle:
     def __init__(self, crm: CRM, limit: int) -> None:
         self._crm = crm
         self._limit = limit
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[CallRecord] = []
         self.tool_time = 0.0
         self.limit_hit = False
 
@@ -94,7 +109,7 @@ class RecordingHandle:
         return agent_catalog()
 
     def call(self, tool: str, args: dict[str, Any] | None = None) -> ToolResult:
-        record: dict[str, Any] = {"tool": _json_safe(tool), "args": _json_safe(args)}
+        record: CallRecord = {"tool": _json_safe(tool), "args": _json_safe(args), "ok": False}
         if len(self.calls) >= self._limit:
             self.limit_hit = True
             outcome = ToolResult(False, error=f"Tool call limit reached ({self._limit} per turn).")
@@ -139,10 +154,8 @@ class Runner:
             self._ref_store = store
         return self._ref_store
 
-    def reference_run(self, conv: Any) -> ReferenceRun:
+    def reference_run(self, conv: Conversation) -> ReferenceRun:
         """Execute the expected calls on a memory copy; cached per conversation id."""
-        from pytest_crmbench.dataset.refs import resolve
-
         cached = self._ref_cache.get(conv.id)
         if cached is not None:
             return cached
@@ -160,7 +173,7 @@ class Runner:
             results: dict[int, list[Any]] = {}
             for number, turn in enumerate(conv.turns, start=1):
                 tracking.start()
-                calls: list[dict[str, Any]] = []
+                calls: list[CallRecord] = []
                 turn_results: list[Any] = []
                 for call in turn.expected_calls:
                     args = resolve(call.args, results)
@@ -185,7 +198,7 @@ class Runner:
 
     @staticmethod
     def _check_declared_outcome(
-        conv_id: str, number: int, turn: Any, calls: list[dict[str, Any]]
+        conv_id: str, number: int, turn: Turn, calls: list[CallRecord]
     ) -> None:
         failed = [c for c in calls if not c["ok"]]
         if turn.expect == "success" and failed:
@@ -198,14 +211,14 @@ class Runner:
                 raise DatasetDefect(
                     f"{conv_id} turn {number}: expected a refusal, all calls passed"
                 )
-            if not any(turn.error_contains in c["error"] for c in failed):
+            if not any((turn.error_contains or "") in (c.get("error") or "") for c in failed):
                 raise DatasetDefect(
                     f"{conv_id} turn {number}: refusal message {failed[0]['error']!r} lacks "
                     f"{turn.error_contains!r}"
                 )
 
     # -- agent run -------------------------------------------------------------------
-    def run(self, conv: Any, agent: Any, *, trial: int | None = None) -> dict[str, Any]:
+    def run(self, conv: Conversation, agent: Agent, *, trial: int | None = None) -> ItemResult:
         """Run one conversation; returns the plain-JSON result record.
 
         Raises :class:`InfrastructureError` when the item cannot be judged, and
@@ -220,13 +233,13 @@ class Runner:
 
     def _run(
         self,
-        conv: Any,
-        agent: Any,
+        conv: Conversation,
+        agent: Agent,
         reference: ReferenceRun,
         opts: RunOptions,
         trial: int | None,
         started: float,
-    ) -> dict[str, Any]:
+    ) -> ItemResult:
         load_conversation_seed(self.store, conv.seed)
         tracking = TrackingStore(self.store)
         crm = CRM(tracking, clock=FixedClock(conv.reference_date), ids=DeterministicIds(conv.id))
@@ -236,7 +249,7 @@ class Runner:
             system_prompt=build_system_prompt(conv.reference_date),
             tools=agent_catalog(),
         )
-        if getattr(agent, "wants_script", False):
+        if isinstance(agent, FollowsScript) and agent.wants_script:
             agent.set_script(
                 [
                     ScriptTurn(
@@ -249,13 +262,13 @@ class Runner:
             )
         self._guard(agent.start, briefing)
         idmap: V.IdMap = {}
-        turns: list[dict[str, Any]] = []
+        turns: list[TurnResult] = []
         for number, (turn, ref) in enumerate(zip(conv.turns, reference.turns, strict=True), 1):
             turns.append(self._run_turn(number, turn, ref, agent, crm, tracking, idmap, opts))
         passed = all(t["passed"] for t in turns)
         first = next((t for t in turns if not t["passed"]), None)
-        usage = _sum_usage(t.get("usage") for t in turns)
-        result: dict[str, Any] = {
+        usage = _sum_usage(t["usage"] for t in turns)
+        result: ItemResult = {
             "case_id": conv.id,
             "family": "conversation",
             "workflow": conv.workflow,
@@ -275,16 +288,13 @@ class Runner:
             "duration_s": round(time.perf_counter() - started, 6),
             "harness_s": round(sum(t["harness_s"] for t in turns), 6),
         }
-        feedback = getattr(agent, "feedback", None)
-        if callable(feedback):
-            self._guard(feedback, _feedback_view(result))
+        if isinstance(agent, LearnsFromFeedback):
+            self._guard(agent.feedback, _feedback_view(result))
         return result
 
     @staticmethod
     def _guard(fn: Any, *args: Any) -> Any:
         """Call into the agent, turning its crashes into infrastructure errors."""
-        from pytest_crmbench.agents.base import AgentUnavailable
-
         try:
             return fn(*args)
         except AgentUnavailable as exc:
@@ -300,14 +310,14 @@ class Runner:
     def _run_turn(
         self,
         number: int,
-        turn: Any,
+        turn: Turn,
         ref: RefTurn,
-        agent: Any,
+        agent: Agent,
         crm: CRM,
         tracking: TrackingStore,
         idmap: V.IdMap,
         opts: RunOptions,
-    ) -> dict[str, Any]:
+    ) -> TurnResult:
         t0 = time.perf_counter()
         tracking.start()
         # Only --crm-recover ever rolls a turn back; otherwise skip the savepoint.
@@ -327,7 +337,7 @@ class Runner:
             checks["refusal"] = {"passed": refused and not changes}
             if not refused:
                 reasons.append("reply does not tell the user the request was refused")
-        missing = V.missing_facts(turn.reply.must_mention, reply)
+        missing = missing_facts(turn.reply.must_mention, reply)
         checks["reply"] = {"passed": not missing, "missing": missing}
         if missing:
             reasons.append(
@@ -361,14 +371,13 @@ class Runner:
         else:
             tracking.rollback_to(savepoint)
             _apply_reference(tracking, ref.changes, idmap)
-            recovered = getattr(agent, "on_recovered", None)
-            if getattr(agent, "wants_script", False) and callable(recovered):
+            if isinstance(agent, FollowsScript) and agent.wants_script:
                 # Only script-following agents are told; records kept their reference ids.
-                recovered(number, [c.get("result") for c in ref.calls])
-        usage_fn = getattr(agent, "last_usage", None)
-        usage = usage_fn() if callable(usage_fn) else None
-        if usage is not None and hasattr(usage, "as_dict"):
-            usage = usage.as_dict()
+                agent.on_recovered(number, [c.get("result") for c in ref.calls])
+        usage: dict[str, Any] | None = None
+        if isinstance(agent, ReportsUsage):
+            reported = agent.last_usage()
+            usage = reported.as_dict() if isinstance(reported, Usage) else reported
         if "judge" in checks:  # judge tokens/cost, kept apart as judge_* keys
             usage = {**(usage or {}), **checks["judge"]["usage"]}
         wall = time.perf_counter() - t0
@@ -425,7 +434,7 @@ def _is_database_error(exc: BaseException) -> bool:
     return module.startswith("psycopg") or isinstance(exc, ConnectionError)
 
 
-def _sum_usage(items: Any) -> dict[str, Any]:
+def _sum_usage(items: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
     total: dict[str, Any] = {}
     for item in items:
         if not item:
@@ -436,7 +445,7 @@ def _sum_usage(items: Any) -> dict[str, Any]:
     return total
 
 
-def _feedback_view(result: dict[str, Any]) -> dict[str, Any]:
+def _feedback_view(result: ItemResult) -> dict[str, Any]:
     """What an agent may learn after a conversation: pass/fail and reasons per turn."""
     return {
         "case_id": result["case_id"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pytest_crmbench.crm.entities import Record
+from pytest_crmbench.crm.entities import BY_TABLE, Record
 from pytest_crmbench.crm.store import Cond, Store
 
 Key = tuple[str, str]  # (table, record id)
@@ -91,7 +91,6 @@ class TrackingStore:
         return self.inner.find(table, where)
 
     def insert(self, table: str, record: Record) -> None:
-        from pytest_crmbench.crm.entities import BY_TABLE
 
         key = record[BY_TABLE[table].key]
         self._touch(table, key, new=True)

@@ -28,8 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_crmbench.backends import open_memory_store
+from pytest_crmbench.crm.catalog import BY_TOOL
+from pytest_crmbench.crm.clock import DeterministicIds
+from pytest_crmbench.crm.seed import load_seed_world
+from pytest_crmbench.dataset.arc import empty_world, import_arc_file
 from pytest_crmbench.dataset.defects import KINDS, Defect
+from pytest_crmbench.dataset.facts import fact_present
+from pytest_crmbench.dataset.loader import FileLoader, expand_paths, file_format
 from pytest_crmbench.dataset.model import Conversation
+from pytest_crmbench.dataset.problems import Problem
+from pytest_crmbench.dataset.refs import RefError
+from pytest_crmbench.dataset.stated import describe_value, unstated_values
+from pytest_crmbench.dataset.tool_args import canonical_args, unknown_argument_message
+from pytest_crmbench.generate.stats import COMPLEXITIES, dataset_statistics, format_statistics
+from pytest_crmbench.runner.runner import DatasetDefect, Runner
 
 _TURN_FIELD = re.compile(r"^turns\[(\d+)\]")
 _TURN_MESSAGE = re.compile(r"\bturn (\d+)\b")
@@ -123,20 +136,11 @@ class _Checker:
 
     def runner(self, arc: bool) -> Any:
         if arc not in self._runners:
-            from pytest_crmbench.backends import open_memory_store
-            from pytest_crmbench.crm.seed import load_seed_world
-            from pytest_crmbench.dataset.arc import empty_world
-            from pytest_crmbench.runner.runner import Runner
-
             world = empty_world() if arc else load_seed_world()
             self._runners[arc] = Runner(open_memory_store(world), world)
         return self._runners[arc]
 
     def check(self, conv: Conversation, *, arc: bool, unstated: bool) -> list[Defect]:
-        from pytest_crmbench.dataset.refs import RefError
-        from pytest_crmbench.dataset.stated import describe_value, unstated_values
-        from pytest_crmbench.runner.runner import DatasetDefect
-        from pytest_crmbench.runner.verdict import fact_present
 
         found: list[Defect] = []
         if unstated:  # the project's format: what its model does not check statically
@@ -188,7 +192,6 @@ def _reference_ids(conv: Conversation, run: Any) -> dict[str, str]:
     """Imported facts may name records the conversation creates, by the ids the agent
     run gives them (``DeterministicIds(conversation id)``, in creation order); the
     reference run makes the same records under its own scope (``<id>#reference``)."""
-    from pytest_crmbench.crm.clock import DeterministicIds
 
     created = sum(1 for t in run.turns for c in t.changes if c.kind == "created")
     agent, reference = DeterministicIds(conv.id), DeterministicIds(conv.id + "#reference")
@@ -198,8 +201,6 @@ def _reference_ids(conv: Conversation, run: Any) -> dict[str, str]:
 def _unknown_arguments(conv: Conversation) -> list[Defect]:
     """Criteria of searches and fields of modify tools the tool does not define (the
     model only checks the arguments of tools without such free-form parts)."""
-    from pytest_crmbench.crm.catalog import BY_TOOL
-    from pytest_crmbench.dataset.arc import canonical_args, unknown_argument_message
 
     out = []
     for number, turn in enumerate(conv.turns, 1):
@@ -226,12 +227,10 @@ def _turn_using(conv: Conversation, message: str) -> int | None:
 
 def lint_files(paths: str | Path | Iterable[str | Path]) -> LintReport:
     """Lint dataset files (a directory means its ``*.jsonl`` files)."""
-    from pytest_crmbench.dataset.arc import import_arc_file
-    from pytest_crmbench.dataset.loader import Problem, _expand, _FileLoader, file_format
 
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     problems: list[Problem] = []
-    files = _expand([str(p) for p in items], problems)
+    files = expand_paths([str(p) for p in items], problems)
     report = LintReport(files=[str(f) for f in files])
     found: list[tuple[str, Defect]] = [_problem_defect(p) for p in problems]
     checker = _Checker()
@@ -259,7 +258,7 @@ def lint_files(paths: str | Path | Iterable[str | Path]) -> LintReport:
             arc_convs += imported.conversations
         else:
             report.formats[str(path)] = "crmbench/1"
-            loader = _FileLoader(path, locations)
+            loader = FileLoader(path, locations)
             loader.load(data)
             found += [_problem_defect(p) for p in loader.problems]
             for conv in loader.conversations:
@@ -273,7 +272,6 @@ def lint_files(paths: str | Path | Iterable[str | Path]) -> LintReport:
 def _statistics(
     convs: Sequence[Conversation], arc: Sequence[Conversation], found: Sequence[tuple[str, Defect]]
 ) -> dict[str, Any]:
-    from pytest_crmbench.generate.stats import COMPLEXITIES, dataset_statistics
 
     stats = dataset_statistics(convs)
     n_turns = stats["turns"]
@@ -310,7 +308,6 @@ def _statistics(
 
 def format_report(report: LintReport) -> str:
     """The human-readable report."""
-    from pytest_crmbench.generate.stats import format_statistics
 
     n = len(report.conversations)
     formats = Counter(report.formats.values())

@@ -1,11 +1,9 @@
-"""The terminal summary renders every figure evaluation.md asks for."""
+"""The terminal summary renders every figure of the run summary."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from pytest_crmbench.runner.results import summarize
-from pytest_crmbench.summary_table import render_summary
+from pytest_crmbench.results.summary import summarize
+from pytest_crmbench.results.table import render_summary
 
 
 def _result(case: str, outcome: str, seconds: float, trial: int = 1) -> dict[str, object]:
@@ -38,8 +36,7 @@ def test_summary_table_lists_rates_groups_slowest_reasons_and_pass_hat_k() -> No
         _result("CONV-0002", "passed", 0.002, 2),
         _result("CONV-0003", "error", 0.001),
     ]
-    settings = SimpleNamespace(backend="memory", agent="replay")
-    text = "\n".join(render_summary(summarize(results), None, settings))
+    text = "\n".join(render_summary(summarize(results), agent="replay", store="memory"))
     assert "pass rate:  75.0%" in text
     assert "errors: 1" in text
     assert "pass^2:  50.0%" in text and "pass@1:  75.0%" in text

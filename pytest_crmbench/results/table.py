@@ -28,13 +28,13 @@ def _rows(title: str, groups: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render_summary(summary: dict[str, Any], provider: str | None, settings: Any) -> list[str]:
+def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[str]:
+    """The summary as terminal lines; ``store`` says where the CRM ran."""
     s = summary
-    where = settings.backend if settings.backend == "memory" else f"postgres: {provider}"
     lines = [
         "",
         "=" * 30 + " crmbench summary " + "=" * 30,
-        f"  agent: {settings.agent}   store: {where}",
+        f"  agent: {agent}   store: {store}",
         f"  items: {s['items']}  passed: {s['passed']}  failed: {s['failed']}  "
         f"errors: {s['errors']}  skipped: {s['skipped']}",
         f"  pass rate: {_pct(s['pass_rate'])}   turn pass rate: {_pct(s['turn_pass_rate'])}   "

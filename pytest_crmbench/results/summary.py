@@ -1,0 +1,133 @@
+"""The ``crmbench.summary`` of a run: counts, rates, breakdowns, usage, pass^k.
+
+Built from item results alone (plain data), so the plugin, a resumed run and later
+tools (compare, HTML report) all compute the same figures.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_crmbench.runner.records import ItemResult
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def _group(results: Sequence[ItemResult], key: str) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[ItemResult]] = defaultdict(list)
+    for r in results:
+        values = r.get(key)
+        for value in values if isinstance(values, list) else [values]:
+            if value is not None:
+                groups[str(value)].append(r)
+    return {name: _counts(rows) for name, rows in sorted(groups.items())}
+
+
+def _counts(rows: Sequence[ItemResult]) -> dict[str, Any]:
+    passed = sum(r["outcome"] == "passed" for r in rows)
+    failed = sum(r["outcome"] == "failed" for r in rows)
+    errors = sum(r["outcome"] == "error" for r in rows)
+    return {
+        "items": len(rows),
+        "passed": passed,
+        "failed": failed,
+        "errors": errors,
+        "pass_rate": _rate(passed, passed + failed),
+    }
+
+
+def pass_hat_k(results: Sequence[ItemResult]) -> dict[str, Any] | None:
+    """pass^k: share of cases that passed every one of their k trials (errors excluded)."""
+    trials: dict[str, list[bool]] = defaultdict(list)
+    for r in results:
+        if r["outcome"] in ("passed", "failed"):
+            trials[r["case_id"]].append(r["outcome"] == "passed")
+    if not trials:
+        return None
+    k = max(len(v) for v in trials.values())
+    if k < 2:
+        return None
+    complete = {c: v for c, v in trials.items() if len(v) == k}
+    return {
+        "k": k,
+        "cases": len(complete),
+        "pass_hat_k": _rate(sum(all(v) for v in complete.values()), len(complete)),
+        "pass_at_1": _rate(sum(sum(v) for v in complete.values()), k * len(complete)),
+    }
+
+
+def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
+    """The ``crmbench.summary`` of a run."""
+    judged = [r for r in results if r["outcome"] in ("passed", "failed")]
+    counts = _counts(results)
+    turns = [t for r in judged for t in r.get("turns") or []]
+    actions = [t["checks"]["action"]["matched"] for t in turns if "action" in t.get("checks", {})]
+    by_tool: dict[str, dict[str, Any]] = _group(judged, "tools")
+    usage: dict[str, float] = defaultdict(float)
+    for r in results:
+        for k, v in (r.get("usage") or {}).items():
+            if isinstance(v, int | float):
+                usage[k] += v
+    firsts = [r.get("first_failure") for r in judged]
+    reasons = Counter(_reason_kind(f["reason"]) for f in firsts if f and f["reason"])
+    conv = [r for r in judged if r.get("family") == "conversation"]
+    summary: dict[str, Any] = {
+        **counts,
+        "skipped": sum(r["outcome"] == "skipped" for r in results),
+        "error_rate": _rate(counts["errors"], counts["items"]),
+        "turns": len(turns),
+        "turn_pass_rate": _rate(sum(t["passed"] for t in turns), len(turns)),
+        "action_match_rate": _rate(sum(actions), len(actions)),
+        "by_complexity": _group(judged, "complexity"),
+        "by_workflow": _group(judged, "workflow"),
+        "by_family": _group(results, "family"),
+        "by_tool": by_tool,
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "cache_read_tokens": int(usage.get("cache_read_tokens", 0)),
+        "cache_write_tokens": int(usage.get("cache_write_tokens", 0)),
+        "cost_usd": round(float(usage.get("cost_usd", 0.0)), 6),
+        "top_failure_reasons": [{"reason": k, "count": n} for k, n in reasons.most_common(10)],
+        "slowest": [
+            {"case_id": r["case_id"], "duration_s": r.get("duration_s")}
+            for r in sorted(results, key=lambda r: -(r.get("duration_s") or 0))[:5]
+        ],
+        # Comparable with the upstream's published figures.
+        "share_any_turn_state_passed": _rate(
+            sum(any(t["checks"]["state"]["passed"] for t in r["turns"]) for r in conv), len(conv)
+        ),
+        "share_any_turn_reply_passed": _rate(
+            sum(any(t["checks"]["reply"]["passed"] for t in r["turns"]) for r in conv), len(conv)
+        ),
+    }
+    # The judge's own tokens and cost, counted apart from the agent's.
+    for key in sorted(k for k in usage if k.startswith("judge_")):
+        summary[key] = round(usage[key], 6) if "cost" in key else int(usage[key])
+    hat = pass_hat_k(results)
+    if hat is not None:
+        summary["pass_hat_k"] = hat
+    return summary
+
+
+def _reason_kind(reason: str) -> str:
+    """Collapse a failure reason to its kind, for the failure taxonomy."""
+    for prefix in (
+        "missing write",
+        "unexpected write",
+        "missing fact",
+        "reply does not tell",
+        "turn limit",
+        "expected calls not made",
+        "tool error",
+    ):
+        if reason.startswith(prefix):
+            return prefix
+    if "modified wrongly" in reason or "differs" in reason:
+        return "wrong values"
+    if "expected" in reason:
+        return "wrong operation"
+    return reason[:60]
