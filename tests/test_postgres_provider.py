@@ -1,4 +1,4 @@
-"""Tests of pytest_crmbench.postgres.provider: URL, Docker and embedded PostgreSQL servers.
+"""Tests of pytest_crmbench.postgres: URL, Docker and embedded PostgreSQL servers.
 
 Docker tests need an engine and a local image named by CRMBENCH_TEST_DOCKER_IMAGE (no image
 registry is assumed reachable); they are skipped otherwise.
@@ -20,15 +20,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_crmbench.postgres import provider
-from pytest_crmbench.postgres.provider import (
+from pytest_crmbench.postgres import (
     PostgresProviderError,
     PostgresServer,
+    cleanup_orphans,
     create_database,
     docker_available,
+    docker_provider,
     drop_database,
+    embedded_provider,
+    provider,
     redact_url,
     start_server,
+    url_provider,
     with_database,
 )
 
@@ -57,7 +61,7 @@ def _free_port() -> int:
 @pytest.fixture(autouse=True)
 def _no_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's CRMBENCH_POSTGRES_URL must not change which provider a test gets."""
-    monkeypatch.delenv(provider.URL_ENV, raising=False)
+    monkeypatch.delenv(url_provider.URL_ENV, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +145,8 @@ def test_auto_order_prefers_docker_when_an_engine_answers(
         calls.append(image)
         return fake
 
-    monkeypatch.setattr(provider, "docker_available", lambda timeout=3.0: True)
-    monkeypatch.setattr(provider, "_start_docker", fake_start_docker)
+    monkeypatch.setattr(docker_provider, "docker_available", lambda timeout=3.0: True)
+    monkeypatch.setattr(docker_provider, "start_docker", fake_start_docker)
     monkeypatch.setenv(provider.IMAGE_ENV, "example/pg:1")
     assert start_server() is fake
     assert calls == ["example/pg:1"]
@@ -195,8 +199,8 @@ def test_embedded_start_connect_stop() -> None:
 def _own_server_dirs() -> set[Path]:
     return {
         owner.parent
-        for root in provider._embedded_roots()
-        for owner in root.glob(provider.EMBEDDED_DIR_PREFIX + "*/owner.pid")
+        for root in embedded_provider._embedded_roots()
+        for owner in root.glob(embedded_provider.EMBEDDED_DIR_PREFIX + "*/owner.pid")
         if owner.read_text().split()[:1] == [str(os.getpid())]
     }
 
@@ -251,8 +255,8 @@ def test_create_replace_and_drop(embedded: PostgresServer) -> None:
 def test_url_from_env_wins_in_auto_mode(
     embedded: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(provider, "docker_available", lambda timeout=3.0: True)
-    monkeypatch.setenv(provider.URL_ENV, embedded.admin_url)
+    monkeypatch.setattr(docker_provider, "docker_available", lambda timeout=3.0: True)
+    monkeypatch.setenv(url_provider.URL_ENV, embedded.admin_url)
     server = start_server()
     assert server.provider == "url"
     assert server.admin_url == embedded.admin_url
@@ -273,7 +277,7 @@ def test_url_description_hides_password(embedded: PostgresServer) -> None:
 
 @pytest.mark.postgres
 def test_auto_without_docker_uses_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provider, "docker_available", lambda timeout=3.0: False)
+    monkeypatch.setattr(docker_provider, "docker_available", lambda timeout=3.0: False)
     server = start_server()
     try:
         assert server.provider == "embedded"
@@ -289,8 +293,8 @@ def test_auto_falls_back_to_embedded_when_docker_start_fails(
     def broken_start_docker(image: str, timeout: float) -> PostgresServer:
         raise PostgresProviderError(f"docker provider: could not pull {image}")
 
-    monkeypatch.setattr(provider, "docker_available", lambda timeout=3.0: True)
-    monkeypatch.setattr(provider, "_start_docker", broken_start_docker)
+    monkeypatch.setattr(docker_provider, "docker_available", lambda timeout=3.0: True)
+    monkeypatch.setattr(docker_provider, "start_docker", broken_start_docker)
     server = start_server(image="nowhere/pg:0")
     try:
         assert server.provider == "embedded"
@@ -342,12 +346,12 @@ def test_crash_leftovers_are_cleaned_on_next_start(tmp_path: Path) -> None:
             child.wait(10)
         if child.stdout is not None:
             child.stdout.close()
-        provider.cleanup_orphans()
+        cleanup_orphans()
 
 
 @pytest.mark.postgres
 def test_cleanup_leaves_live_owners_alone(embedded: PostgresServer) -> None:
-    removed = provider.cleanup_orphans()
+    removed = cleanup_orphans()
     assert Path(embedded.resource) not in removed
     assert Path(embedded.resource).exists()
 
