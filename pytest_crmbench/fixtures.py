@@ -24,12 +24,13 @@ from pytest_crmbench.agents.pricing import price_table
 from pytest_crmbench.crm import CRM, FixedClock, RandomIds
 from pytest_crmbench.crm.seed import SeedWorld, load_seed_world
 from pytest_crmbench.crm.store import Store
+from pytest_crmbench.dataset import answer_key
 from pytest_crmbench.items import Case
 from pytest_crmbench.options import Settings
 from pytest_crmbench.runner import DatasetDefect, InfrastructureError, Runner, RunOptions
 from pytest_crmbench.runner.arc import ArcRunner
 from pytest_crmbench.runner.golden import run_sandbox
-from pytest_crmbench.runner.records import ItemResult
+from pytest_crmbench.runner.records import ItemResult, read_answer_key
 from pytest_crmbench.state import ARC_DATASET, RESULT, STATE
 
 
@@ -60,7 +61,8 @@ def crm(crm_store: Store, crm_world: SeedWorld) -> Iterator[CRM]:
 @pytest.fixture(scope="session")
 def crm_agent(crm_settings: Settings) -> Agent:
     try:
-        agent: Agent = make_agent(crm_settings.agent, **agent_settings(crm_settings))
+        with answer_key.agent_code():  # the agent's import and constructor are agent code
+            agent: Agent = make_agent(crm_settings.agent, **agent_settings(crm_settings))
     except AgentLoadError as exc:
         raise pytest.UsageError(str(exc)) from exc
     if crm_settings.agent_prices and hasattr(agent, "prices"):  # the LLM agents
@@ -97,6 +99,7 @@ def crm_runner(
         recover=crm_settings.recover,
         strict_actions=crm_settings.strict_actions,
         judge=judge,
+        feedback=crm_settings.feedback,
     )
     runner = Runner(crm_store, crm_world, options)
     if pytestconfig.stash.get(ARC_DATASET, False):
@@ -140,6 +143,10 @@ def format_failure(result: ItemResult) -> str:
         return "\n".join(lines)
     turns = result.get("turns", [])
     bad = [t for t in turns if not t["passed"]]
+    if not bad:  # failed as a whole (e.g. the agent read the answer key)
+        first_failure = result.get("first_failure")
+        reason = first_failure["reason"] if first_failure else None
+        return f"{result['case_id']} failed: {reason or 'failed'}"
     first = bad[0]
     lines.append(
         f"{result['case_id']} failed at turn {first['turn']}/{len(turns)} "
@@ -188,6 +195,9 @@ def crm_result(
         result["family"] = crm_case.kind
     result["trial"] = crm_case.trial
     result["test_id"] = crm_case.test_id
+    if crm_case.kind != "golden_sandbox" and answer_key.violations():
+        # The agent opened a dataset while it was loaded or built (before any item).
+        result = read_answer_key(result, answer_key.violations())
     # One plain-JSON copy, shared by the test report and the JSON report's metadata.
     result = cast(ItemResult, json.loads(json.dumps(result, default=str)))
     request.node.stash[RESULT] = result

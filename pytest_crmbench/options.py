@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -75,6 +75,13 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("--crm-trials", 1, "run every case K times and report pass^k", int),
     Opt("--crm-judge", "none", "LLM judge for rubric turns: none, openai:MODEL, anthropic:MODEL"),
     Opt("--crm-max-calls", 8, "tool calls allowed per turn", int),
+    Opt(
+        "--crm-feedback",
+        "off",
+        "tell an agent that implements feedback() how each conversation went: student "
+        "(what failed, never the expected values) or teacher (with them); off by default",
+        choices=("off", "student", "teacher"),
+    ),
     Opt(
         "--crm-recover", False, "after a failed turn continue from the expected state", is_flag=True
     ),
@@ -153,6 +160,7 @@ class Settings:
     trials: int
     judge: str
     max_calls: int
+    feedback: Literal["off", "student", "teacher"]
     recover: bool
     strict_actions: bool
     results: str | None

@@ -20,6 +20,7 @@ from pytest_crmbench.agents.base import AgentUnavailable
 from pytest_crmbench.agents.judge import make_judge
 from pytest_crmbench.agents.loading import AgentLoadError, make_agent, resolve_agent_factory
 from pytest_crmbench.agents.pricing import PriceError, price_table
+from pytest_crmbench.dataset import answer_key
 from pytest_crmbench.dataset.defects import skip_reason
 from pytest_crmbench.dataset.loader import Dataset
 from pytest_crmbench.fixtures import (  # noqa: F401  (fixtures are registered by import)
@@ -81,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     settings = Settings.from_config(config)
     workerinput = getattr(config, "workerinput", None)
+    answer_key.protect_shipped()  # before any agent code is imported
     if workerinput is None:
         _check_agent(settings, ready=_is_benchmark_run(config) and not config.option.collectonly)
     state = CrmState(
@@ -125,7 +127,8 @@ def _check_agent(settings: Settings, *, ready: bool = True) -> None:
     is not ready (``check_ready()``: e.g. a missing API key), a bad price table or judge."""
     name = settings.agent
     try:
-        factory = resolve_agent_factory(name)  # built-ins import their SDKs only when used
+        with answer_key.agent_code():  # importing the agent's module runs agent code
+            factory = resolve_agent_factory(name)  # built-ins import their SDKs only when used
     except AgentLoadError as exc:
         raise pytest.UsageError(f"--agent: {exc}") from exc
     try:
@@ -142,7 +145,8 @@ def _check_agent(settings: Settings, *, ready: bool = True) -> None:
         if judge is not None:
             judge.check_ready()
         if callable(getattr(factory, "check_ready", None)):
-            agent = make_agent(name, **agent_settings(settings))
+            with answer_key.agent_code():
+                agent = make_agent(name, **agent_settings(settings))
             check = getattr(agent, "check_ready", None)
             if callable(check):
                 check()

@@ -100,6 +100,8 @@ class CrmSession:
             "backend": s.backend,
             "postgres_provider": state.provider if s.backend == "postgres" else None,
             "resumed_items": len(state.previous),
+            "oracle": bool(state.summary.get("oracle")),
+            "feedback": s.feedback,
             "versions": _versions(),
         }
 

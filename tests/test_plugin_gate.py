@@ -7,6 +7,7 @@ import pytest
 from plugin_support.project import MEMORY, last_line, load_report, make_project
 
 REPORT = ("--json-report", "--json-report-file=r.json")
+HONEST = ("--agent", "crm_agents:KnowsTheAnswers")  # perfect, and not an oracle
 
 
 def _gate(pytester: pytest.Pytester) -> dict:
@@ -31,9 +32,9 @@ def test_min_pass_rate_zero_passes_although_tests_failed(pytester: pytest.Pytest
     _assert_report_exit(pytester, result)
 
 
-def test_min_pass_rate_one_with_replay(pytester: pytest.Pytester) -> None:
+def test_min_pass_rate_one_with_an_honest_perfect_agent(pytester: pytest.Pytester) -> None:
     make_project(pytester)
-    result = pytester.runpytest(*MEMORY, *REPORT, "--crm-min-pass-rate", "1.0")
+    result = pytester.runpytest(*MEMORY, *REPORT, *HONEST, "--crm-min-pass-rate", "1.0")
     result.assert_outcomes(passed=20)
     assert result.ret == pytest.ExitCode.OK
     assert last_line(result.outlines).startswith("crmbench gate PASSED: pass rate 1.000")
@@ -41,17 +42,45 @@ def test_min_pass_rate_one_with_replay(pytester: pytest.Pytester) -> None:
 
 
 def test_min_pass_rate_not_reached_fails_the_run(pytester: pytest.Pytester) -> None:
-    make_project(pytester)  # noop: 6 sandbox golden cases pass out of 20 -> 0.3
-    result = pytester.runpytest(*MEMORY, *REPORT, "--agent", "noop", "--crm-min-pass-rate", "0.5")
+    make_project(pytester)  # noop: the 6 sandbox cases pass, but they are not the agent's
+    result = pytester.runpytest(*MEMORY, *REPORT, "--agent", "noop", "--crm-min-pass-rate", "0.01")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert last_line(result.outlines) == "crmbench gate FAILED: pass rate 0.300 < minimum 0.500"
+    assert last_line(result.outlines) == "crmbench gate FAILED: pass rate 0.000 < minimum 0.010"
     gate = _gate(pytester)
     assert gate == {
         "passed": False,
-        "reasons": ["pass rate 0.300 < minimum 0.500"],
+        "reasons": ["pass rate 0.000 < minimum 0.010"],
         "regressions": [],
     }
-    result.stdout.fnmatch_lines(["*= crmbench gate FAILED =*", "  pass rate 0.300 < minimum*"])
+    result.stdout.fnmatch_lines(["*= crmbench gate FAILED =*", "  pass rate 0.000 < minimum*"])
+
+
+def test_no_gate_passes_an_oracle_run(pytester: pytest.Pytester) -> None:
+    """The built-in oracle is handed the reference: its runs are marked and fail any gate."""
+    make_project(pytester)
+    result = pytester.runpytest(*MEMORY, *REPORT, "--crm-min-pass-rate", "0.0")
+    result.assert_outcomes(passed=20)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert last_line(result.outlines).startswith("crmbench gate FAILED: oracle run")
+    assert load_report(pytester.path / "r.json")["crmbench"]["oracle"] is True
+    _assert_report_exit(pytester, result)
+
+
+@pytest.mark.parametrize(
+    ("agent", "oracle"),
+    [("crm_agents:WantsTheScript", False), ("crm_agents:ReadsTheDataset", True)],
+)
+def test_cheaters_score_zero(pytester: pytest.Pytester, agent: str, oracle: bool) -> None:
+    """Asking for the script gets nothing; reading the dataset files is caught."""
+    make_project(pytester)
+    result = pytester.runpytest_subprocess(
+        *MEMORY, *REPORT, "--agent", agent, "--crm-min-pass-rate", "0.01"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    crm = load_report(pytester.path / "r.json")["crmbench"]
+    assert crm["summary"]["passed"] == 0 and crm["summary"]["pass_rate"] == 0.0
+    assert crm["oracle"] is oracle
+    assert crm["gate"]["passed"] is False
     _assert_report_exit(pytester, result)
 
 
@@ -72,7 +101,12 @@ def baseline(pytester: pytest.Pytester) -> pytest.Pytester:
     """A project plus ``base.json`` and ``base.jsonl``: the replay agent, everything passed."""
     make_project(pytester, conversations=["CONV-0001", "CONV-0002", "CONV-0003"], golden=False)
     result = pytester.runpytest(
-        *MEMORY, "--json-report", "--json-report-file=base.json", "--crm-results", "base.jsonl"
+        *MEMORY,
+        *HONEST,
+        "--json-report",
+        "--json-report-file=base.json",
+        "--crm-results",
+        "base.jsonl",
     )
     result.assert_outcomes(passed=3)
     return pytester
@@ -126,7 +160,7 @@ def test_baseline_may_be_a_results_stream(baseline: pytest.Pytester) -> None:
 
 
 def test_no_regression_passes_the_gate(baseline: pytest.Pytester) -> None:
-    result = baseline.runpytest(*MEMORY, *REPORT, "--crm-baseline", "base.json")
+    result = baseline.runpytest(*MEMORY, *REPORT, *HONEST, "--crm-baseline", "base.json")
     assert result.ret == pytest.ExitCode.OK
     assert last_line(result.outlines) == (
         "crmbench gate PASSED: 0 regression(s) vs baseline ≤ allowed 0"
@@ -154,11 +188,11 @@ def test_missing_baseline_file_is_a_usage_error(pytester: pytest.Pytester) -> No
 @pytest.mark.parametrize(
     ("bound", "expected", "line"),
     [
-        ("0.5", pytest.ExitCode.OK, "crmbench gate PASSED: error rate 0.400 ≤ maximum 0.500"),
+        ("1.0", pytest.ExitCode.OK, "crmbench gate PASSED: error rate 1.000 ≤ maximum 1.000"),
         (
-            "0.2",
+            "0.5",
             pytest.ExitCode.TESTS_FAILED,
-            "crmbench gate FAILED: error rate 0.400 > maximum 0.200",
+            "crmbench gate FAILED: error rate 1.000 > maximum 0.500",
         ),
     ],
 )

@@ -13,6 +13,7 @@ import pytest
 from plugin_support.project import (
     ALL_ITEMS,
     BASE,
+    GOLDEN_SANDBOX,
     MEMORY,
     comparable_summary,
     load_report,
@@ -49,22 +50,38 @@ def test_replay_passes_every_shipped_conversation_and_golden_case_on_memory(
     assert crm["postgres_provider"] is None
     assert crm["agent"]["name"] == "replay"
     summary = crm["summary"]
+    sandbox = sum(families["golden_sandbox"].values())
     assert (summary["items"], summary["passed"], summary["failed"], summary["errors"]) == (
-        counts["passed"],
-        counts["passed"],
+        counts["passed"] - sandbox,
+        counts["passed"] - sandbox,
         0,
         0,
     )
+    assert summary["environment"]["items"] == summary["environment"]["passed"] == sandbox
     assert summary["pass_rate"] == summary["turn_pass_rate"] == 1.0
+    assert set(summary["turn_pass_rate_by_kind"].values()) == {1.0}
     assert summary["action_match_rate"] == 1.0
-    result.stdout.fnmatch_lines(["*crmbench summary*", "*agent: replay*store: memory*"])
+    # The oracle was handed the reference: the run says so, and no gate would pass it.
+    assert crm["oracle"] is True and summary["oracle"] is True
+    result.stdout.fnmatch_lines(
+        [
+            "*crmbench summary*",
+            "*agent: replay*store: memory*ORACLE RUN*",
+            f"*environment checks (no agent): {sandbox}/{sandbox} passed*",
+        ]
+    )
 
 
 def test_noop_passes_no_shipped_conversation(pytester: pytest.Pytester) -> None:
     """Verifier honesty: a do-nothing agent scores 0; golden sandbox cases ignore the agent."""
     make_project(pytester, shipped=True)
     result = pytester.runpytest(
-        *MEMORY, "--agent", "noop", "--json-report", "--json-report-file=r.json"
+        *MEMORY,
+        "--agent",
+        "noop",
+        "--json-report",
+        "--json-report-file=r.json",
+        "--crm-min-pass-rate=0.01",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     report = load_report(pytester.path / "r.json")
@@ -72,12 +89,20 @@ def test_noop_passes_no_shipped_conversation(pytester: pytest.Pytester) -> None:
     assert set(families["conversation"]) == {"failed"}
     assert set(families["golden_agent"]) == {"failed"}
     assert set(families["golden_sandbox"]) == {"passed"}
-    by_family = report["crmbench"]["summary"]["by_family"]
+    summary = report["crmbench"]["summary"]
+    by_family = summary["by_family"]
     assert by_family["conversation"]["passed"] == 0
     assert by_family["conversation"]["pass_rate"] == 0.0
     assert by_family["golden_agent"]["pass_rate"] == 0.0
-    assert by_family["golden_sandbox"]["pass_rate"] == 1.0
-    assert report["crmbench"]["summary"]["passed"] == sum(families["golden_sandbox"].values())
+    # Sandbox cases never involve the agent: environment checks, counted apart.
+    assert "golden_sandbox" not in by_family
+    assert summary["passed"] == 0 and summary["pass_rate"] == 0.0
+    assert summary["turn_pass_rate"] == 0.0
+    sandbox = sum(families["golden_sandbox"].values())
+    assert summary["environment"]["passed"] == summary["environment"]["items"] == sandbox
+    assert summary["items"] == sum(sum(c.values()) for c in families.values()) - sandbox
+    assert report["crmbench"]["gate"]["passed"] is False
+    assert report["crmbench"]["oracle"] is False
 
 
 @pytest.mark.postgres
@@ -152,8 +177,10 @@ def test_json_report_summary_and_plain_json_metadata(pytester: pytest.Pytester) 
         "by_tool",
     ):
         assert key in summary, key
-    assert summary["items"] == ALL_ITEMS
-    assert summary["passed"] + summary["failed"] + summary["errors"] == ALL_ITEMS
+    agent_items = ALL_ITEMS - len(GOLDEN_SANDBOX)
+    assert summary["items"] == agent_items
+    assert summary["passed"] + summary["failed"] + summary["errors"] == agent_items
+    assert summary["environment"]["items"] == len(GOLDEN_SANDBOX)
     assert set(summary["by_complexity"]) == {"simple", "medium", "complex"}
     assert "Quote Management" in summary["by_workflow"]
     assert summary["by_tool"]["create_quote"]["items"] == 2

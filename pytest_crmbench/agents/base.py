@@ -8,7 +8,6 @@ receives feedback after the verdict (continual learning).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
@@ -41,9 +40,13 @@ class ToolHandle(Protocol):
 
 @dataclass(frozen=True)
 class Briefing:
-    """What the agent may know when a conversation starts."""
+    """What the agent may know when a conversation starts.
 
-    conversation_id: str
+    ``session`` is an opaque token, new for every conversation run: enough to keep
+    per-conversation state apart, nothing a case can be looked up by.
+    """
+
+    session: str
     reference_date: date
     system_prompt: str
     tools: list[dict[str, Any]] = field(default_factory=list)
@@ -97,26 +100,3 @@ class ReportsUsage(Protocol):
     """An agent that reports the tokens and cost of its last turn."""
 
     def last_usage(self) -> Usage | dict[str, Any] | None: ...
-
-
-class ScriptTurn:
-    """What the oracle may know about one turn (never given to real agents)."""
-
-    def __init__(
-        self, calls: Sequence[dict[str, Any]], facts: Sequence[str], expect_failure: bool
-    ) -> None:
-        self.calls = list(calls)  # [{"tool": ..., "args": ... (may hold {{turn_N.x}} refs)}]
-        self.facts = list(facts)
-        self.expect_failure = expect_failure
-
-
-@runtime_checkable
-class FollowsScript(Protocol):
-    """The built-in oracle (``replay``): it is handed each turn's reference calls, and
-    told when ``--crm-recover`` put a turn's reference outcome in place."""
-
-    wants_script: bool
-
-    def set_script(self, script: Sequence[ScriptTurn]) -> None: ...
-
-    def on_recovered(self, turn: int, results: list[Any]) -> None: ...

@@ -2,6 +2,11 @@
 
 ``replay`` proves the harness can be passed: it must score 100 % on the shipped data.
 ``noop`` proves the verdict is not vacuous: it must score 0 on conversations.
+
+The oracle gets the reference through an internal channel: the runner hands the script
+only to :class:`ScriptedOracle` instances, and marks every such run ``oracle`` (no gate
+passes it). The public agent protocol (:mod:`pytest_crmbench.agents.base`) has no way
+to ask for it.
 """
 
 from __future__ import annotations
@@ -9,10 +14,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_crmbench.agents.base import Briefing, ScriptTurn, ToolHandle
+from pytest_crmbench.agents.base import Briefing, ToolHandle
 from pytest_crmbench.dataset.refs import resolve
 
-__all__ = ["NoopAgent", "ReplayAgent", "ScriptTurn"]
+
+class ScriptTurn:
+    """What the oracle may know about one turn (never given to real agents)."""
+
+    def __init__(
+        self, calls: Sequence[dict[str, Any]], facts: Sequence[str], expect_failure: bool
+    ) -> None:
+        self.calls = list(calls)  # [{"tool": ..., "args": ... (may hold {{turn_N.x}} refs)}]
+        self.facts = list(facts)
+        self.expect_failure = expect_failure
+
+
+class ScriptedOracle:
+    """Base of the built-in oracles: the runner gives them the reference of each case."""
+
+    case_id = ""
+
+    def receive_script(self, case_id: str, script: Sequence[ScriptTurn]) -> None:
+        self.case_id = case_id
+
+    def on_recovered(self, turn: int, results: list[Any]) -> None:
+        """Under ``--crm-recover`` the runner put the reference outcome of ``turn`` in place."""
 
 
 class NoopAgent:
@@ -27,31 +53,21 @@ class NoopAgent:
         return "Done."
 
 
-class ReplayAgent:
-    """Performs each turn's reference calls (references resolved against its own results).
+class ScriptPlayer:
+    """Plays a script turn by turn: each turn's calls (references resolved against its own
+    results), then a reply with the turn's facts. Not an oracle by itself: whoever
+    subclasses it decides where the script comes from."""
 
-    The runner hands it the script through :meth:`set_script` because ``wants_script`` is
-    set; real agents never get one.
-    """
-
-    name = "replay"
-    wants_script = True
+    name = "script-player"
 
     def __init__(self) -> None:
         self._script: list[ScriptTurn] = []
         self._results: dict[int, list[Any]] = {}
         self._turn = 0
 
-    def set_script(self, script: Sequence[ScriptTurn]) -> None:
-        self._script = list(script)
-
     def start(self, briefing: Briefing) -> None:
         self._results = {}
         self._turn = 0
-
-    def on_recovered(self, turn: int, results: list[Any]) -> None:
-        """Under ``--crm-recover`` the runner put the reference outcome of ``turn`` in place."""
-        self._results[turn] = list(results)
 
     def resolve(self, args: Any) -> Any:
         return resolve(args, self._results)
@@ -76,3 +92,17 @@ class ReplayAgent:
         if errors:
             return f"I could not do that: {' '.join(errors)} {facts}".strip()
         return f"Done. {facts}".strip()
+
+
+class ReplayAgent(ScriptPlayer, ScriptedOracle):
+    """The oracle: plays each case's reference calls, handed over by the runner."""
+
+    name = "replay"
+
+    def receive_script(self, case_id: str, script: Sequence[ScriptTurn]) -> None:
+        super().receive_script(case_id, script)
+        self._script = list(script)
+
+    def on_recovered(self, turn: int, results: list[Any]) -> None:
+        """Under ``--crm-recover`` the runner put the reference outcome of ``turn`` in place."""
+        self._results[turn] = list(results)

@@ -456,9 +456,22 @@ class _Converter:
         said: list[str] = []
         turns: list[dict[str, Any]] = []
         tools: list[str] = []
+        checkable = False  # some turn writes, must be refused, or has a fact to convey
         for number, raw in enumerate(raw_turns, 1):
+            before = store.dump()
             turns.append(self.turn(number, raw, crm, today, results, calls_per_turn, said))
             tools += [c["tool"] for c in turns[-1]["expected_calls"]]
+            last = turns[-1]
+            checkable |= (
+                last.get("expect") == "failure"
+                or bool((last.get("reply") or {}).get("must_mention"))
+                or store.dump() != before
+            )
+        if raw_turns and not checkable:
+            self.add(
+                "no-check",
+                "no turn writes, is refused or has a fact to convey: any agent would pass",
+            )
         n = len(turns)
         complexity = complexity_for(n)
         upstream = obj.get("complexity_level")

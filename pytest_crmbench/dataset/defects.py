@@ -19,6 +19,7 @@ KINDS: dict[str, str] = {
     "unknown-argument": "an argument the tool does not define",
     "unstated-value": "a literal argument value the user's words never state",
     "empty-search": "a search with no criteria (any search would pass)",
+    "no-check": "no turn writes, must be refused or has a fact to convey (any agent passes)",
     "reference-call-failed": "a reference call fails (or succeeds where a refusal is "
     "expected) on the reference run",
     "broken-reference": "a {{turn_N.x}} reference that is malformed, points forward, or "

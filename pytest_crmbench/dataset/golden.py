@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytest_crmbench.crm.catalog import BY_TOOL
 from pytest_crmbench.crm.entities import BY_TABLE
-from pytest_crmbench.dataset import workflows
+from pytest_crmbench.dataset import answer_key, workflows
 from pytest_crmbench.dataset.model import Conversation
 
 GOLDEN_FORMAT = "crmbench-golden/1"
@@ -79,6 +79,7 @@ def load_golden(paths: list[Path]) -> list[tuple[GoldenFile, GoldenCase]]:
     for path in sorted(paths):
         try:
             gf = GoldenFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
+            answer_key.protect(path)
         except (ValueError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: {exc}") from exc
         for case in gf.cases:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from pytest_crmbench.dataset import answer_key
 from pytest_crmbench.dataset.arc import import_arc_file
 from pytest_crmbench.dataset.defects import Defect
 from pytest_crmbench.dataset.model import FORMAT, Conversation, Problems, format_loc
@@ -237,6 +238,7 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
     for path in files:
         try:
             data = path.read_bytes()
+            answer_key.protect(path)
         except OSError as e:
             problems.append(Problem(str(path), None, f"cannot read: {e.strerror}"))
             continue

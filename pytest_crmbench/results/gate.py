@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_crmbench.results.stream import read_jsonl
-from pytest_crmbench.results.summary import summarize
+from pytest_crmbench.results.summary import ENVIRONMENT_FAMILIES, is_agent_item, summarize
 from pytest_crmbench.runner.records import ItemResult
 
 
@@ -53,7 +53,7 @@ def baseline_outcomes(path: str | os.PathLike[str]) -> dict[str, bool]:
         rows = list(read_jsonl(path))
     outcome: dict[str, bool] = {}
     for r in rows:
-        if r.get("outcome") in ("passed", "failed"):
+        if r.get("family") not in ENVIRONMENT_FAMILIES and r.get("outcome") in ("passed", "failed"):
             outcome[r["case_id"]] = outcome.get(r["case_id"], True) and r["outcome"] == "passed"
     return outcome
 
@@ -61,6 +61,11 @@ def baseline_outcomes(path: str | os.PathLike[str]) -> dict[str, bool]:
 def evaluate_gate(gate: Gate, results: Sequence[ItemResult]) -> GateVerdict:
     summary = summarize(results)
     verdict = GateVerdict(True)
+    if summary["oracle"]:
+        verdict.passed = False
+        verdict.reasons.append(
+            "oracle run: the agent was given or read reference data, so no gate passes it"
+        )
     rate = summary["pass_rate"]
     if gate.min_pass_rate is not None:
         if rate is None or rate < gate.min_pass_rate:
@@ -80,7 +85,7 @@ def evaluate_gate(gate: Gate, results: Sequence[ItemResult]) -> GateVerdict:
         before = baseline_outcomes(gate.baseline)
         now: dict[str, bool] = {}
         for r in results:
-            if r["outcome"] in ("passed", "failed"):
+            if is_agent_item(r) and r["outcome"] in ("passed", "failed"):
                 now[r["case_id"]] = now.get(r["case_id"], True) and r["outcome"] == "passed"
         verdict.regressions = sorted(c for c, ok in now.items() if before.get(c) and not ok)
         allowed = gate.max_regressions or 0

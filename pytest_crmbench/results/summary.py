@@ -60,8 +60,24 @@ def pass_hat_k(results: Sequence[ItemResult]) -> dict[str, Any] | None:
     }
 
 
-def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
-    """The ``crmbench.summary`` of a run."""
+ENVIRONMENT_FAMILIES = frozenset({"golden_sandbox"})  # items that run without the agent
+TURN_KINDS = ("write", "read", "refusal")
+
+
+def is_agent_item(result: ItemResult) -> bool:
+    """Whether the agent acted in this item (only those are scored)."""
+    return result.get("family") not in ENVIRONMENT_FAMILIES
+
+
+def summarize(all_results: Sequence[ItemResult]) -> dict[str, Any]:
+    """The ``crmbench.summary`` of a run.
+
+    Every rate, table, pass^k and gate counts only items in which the agent acted;
+    environment checks (golden sandbox cases, sent to the CRM without the agent) are
+    counted apart under ``environment``.
+    """
+    results = [r for r in all_results if is_agent_item(r)]
+    environment = [r for r in all_results if not is_agent_item(r)]
     judged = [r for r in results if r["outcome"] in ("passed", "failed")]
     counts = _counts(results)
     turns = [t for r in judged for t in r.get("turns") or []]
@@ -81,6 +97,14 @@ def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
         "error_rate": _rate(counts["errors"], counts["items"]),
         "turns": len(turns),
         "turn_pass_rate": _rate(sum(t["passed"] for t in turns), len(turns)),
+        "turn_pass_rate_by_kind": {
+            kind: _rate(
+                sum(t["passed"] for t in turns if t.get("kind") == kind),
+                sum(t.get("kind") == kind for t in turns),
+            )
+            for kind in TURN_KINDS
+        },
+        "turns_by_kind": {kind: sum(t.get("kind") == kind for t in turns) for kind in TURN_KINDS},
         "action_match_rate": _rate(sum(actions), len(actions)),
         "by_complexity": _group(judged, "complexity"),
         "by_workflow": _group(judged, "workflow"),
@@ -91,6 +115,13 @@ def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
         "cache_read_tokens": int(usage.get("cache_read_tokens", 0)),
         "cache_write_tokens": int(usage.get("cache_write_tokens", 0)),
         "cost_usd": round(float(usage.get("cost_usd", 0.0)), 6),
+        "model_calls": int(usage.get("model_calls", 0)),
+        "retries": int(usage.get("retries", 0)),
+        "environment": {
+            **_counts(environment),
+            "skipped": sum(r["outcome"] == "skipped" for r in environment),
+        },
+        "oracle": any(r.get("oracle") for r in all_results),
         "top_failure_reasons": [{"reason": k, "count": n} for k, n in reasons.most_common(10)],
         "slowest": [
             {"case_id": r["case_id"], "duration_s": r.get("duration_s")}

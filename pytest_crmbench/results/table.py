@@ -31,15 +31,30 @@ def _rows(title: str, groups: dict[str, dict[str, Any]]) -> list[str]:
 def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[str]:
     """The summary as terminal lines; ``store`` says where the CRM ran."""
     s = summary
+    oracle = "   ORACLE RUN (reference data reached the agent: no gate passes)"
     lines = [
         "",
         "=" * 30 + " crmbench summary " + "=" * 30,
-        f"  agent: {agent}   store: {store}",
+        f"  agent: {agent}   store: {store}" + (oracle if s.get("oracle") else ""),
         f"  items: {s['items']}  passed: {s['passed']}  failed: {s['failed']}  "
-        f"errors: {s['errors']}  skipped: {s['skipped']}",
+        f"errors: {s['errors']}  skipped: {s['skipped']}   (agent items only)",
         f"  pass rate: {_pct(s['pass_rate'])}   turn pass rate: {_pct(s['turn_pass_rate'])}   "
         f"action match: {_pct(s['action_match_rate'])}   error rate: {_pct(s['error_rate'])}",
     ]
+    kinds = s.get("turn_pass_rate_by_kind") or {}
+    counts = s.get("turns_by_kind") or {}
+    if kinds:
+        lines.append(
+            "  turn pass rate by kind: "
+            + "   ".join(f"{k} {_pct(v)} ({counts.get(k, 0)})" for k, v in kinds.items())
+        )
+    env = s.get("environment") or {}
+    if env.get("items"):
+        lines.append(
+            f"  environment checks (no agent): {env['passed']}/{env['items']} passed"
+            + (f", {env['failed']} failed" if env["failed"] else "")
+            + (f", {env['errors']} errors" if env["errors"] else "")
+        )
     hat = s.get("pass_hat_k")
     if hat:
         lines.append(
@@ -52,9 +67,12 @@ def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[s
     if s["by_tool"]:
         tools = sorted(s["by_tool"].items(), key=lambda kv: (kv[1]["pass_rate"] or 0, kv[0]))
         lines += _rows("by tool (weakest first, top 10)", dict(tools[:10]))
-    if s["input_tokens"] or s["output_tokens"] or s["cost_usd"]:
+    if s["input_tokens"] or s["output_tokens"] or s["cost_usd"] or s.get("model_calls"):
         lines.append(
-            f"  tokens: {s['input_tokens']} in / {s['output_tokens']} out   "
+            f"  tokens: {s['input_tokens']} in / {s['output_tokens']} out / "
+            f"{s.get('cache_read_tokens', 0)} cache read / "
+            f"{s.get('cache_write_tokens', 0)} cache write   "
+            f"model calls: {s.get('model_calls', 0)} ({s.get('retries', 0)} retries)   "
             f"cost: ${s['cost_usd']:.4f}"
         )
     slow = [x for x in s.get("slowest", []) if x.get("duration_s")]

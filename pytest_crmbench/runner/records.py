@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
+TurnKind = Literal["write", "read", "refusal"]  # changes state / only reads / must be refused
 Family = Literal["conversation", "golden_sandbox", "golden_agent"]
 
 
@@ -38,6 +39,7 @@ class TurnResult(TypedDict):
     """The verdict of one turn: ``checks`` holds state, refusal, reply, judge, action."""
 
     turn: int
+    kind: TurnKind
     user: str
     expect: str
     passed: bool
@@ -76,6 +78,23 @@ class ItemResult(TypedDict):
     error: NotRequired[str | None]  # why it was not judged (or a sandbox call's error)
     problems: NotRequired[list[str]]  # golden sandbox: what differed
     result: NotRequired[Any]  # golden sandbox: what the call returned
+    oracle: NotRequired[bool]  # the agent was given, or took, reference data
+
+
+ANSWER_KEY_REASON = "the agent opened the benchmark's answer key"
+
+
+def read_answer_key(result: ItemResult, files: list[str]) -> ItemResult:
+    """The result of an item whose agent opened a dataset file: failed, and ``oracle``."""
+    reason = f"{ANSWER_KEY_REASON}: {', '.join(sorted(set(files)))}"
+    return {
+        **result,
+        "passed": False,
+        "outcome": "failed",
+        "oracle": True,
+        "first_failure": {"turn": 0, "reason": reason},
+        "error": reason,
+    }
 
 
 def error_result(

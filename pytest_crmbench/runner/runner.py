@@ -16,23 +16,23 @@ from __future__ import annotations
 import json
 import time
 import traceback
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pytest_crmbench.agents.base import (
     Agent,
     AgentUnavailable,
     Briefing,
-    FollowsScript,
     LearnsFromFeedback,
     ReportsUsage,
-    ScriptTurn,
     ToolResult,
     Usage,
 )
 from pytest_crmbench.agents.judge import LLMJudge
 from pytest_crmbench.agents.prompt import build_system_prompt
+from pytest_crmbench.agents.scripted import ScriptedOracle, ScriptTurn
 from pytest_crmbench.crm.catalog import agent_catalog
 from pytest_crmbench.crm.clock import DeterministicIds, FixedClock
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER
@@ -41,11 +41,18 @@ from pytest_crmbench.crm.memory import MemoryStore
 from pytest_crmbench.crm.seed import SeedWorld, record_from_json
 from pytest_crmbench.crm.service import CRM
 from pytest_crmbench.crm.store import Store
+from pytest_crmbench.dataset import answer_key
 from pytest_crmbench.dataset.facts import missing_facts
 from pytest_crmbench.dataset.model import Conversation, Turn
 from pytest_crmbench.dataset.refs import resolve
 from pytest_crmbench.runner import verdict as V
-from pytest_crmbench.runner.records import CallRecord, ItemResult, TurnResult
+from pytest_crmbench.runner.records import (
+    CallRecord,
+    ItemResult,
+    TurnKind,
+    TurnResult,
+    read_answer_key,
+)
 from pytest_crmbench.runner.tracking import Change, TrackingStore
 
 DEFAULT_MAX_CALLS = 8
@@ -66,6 +73,9 @@ class RunOptions:
     strict_actions: bool = False
     trial: int = 0
     judge: LLMJudge | None = None  # optional LLM judge of rubric turns
+    # After each conversation, tell an agent that learns (``feedback()``) how it did:
+    # ``student`` says what failed, never the expected values; ``teacher`` adds them.
+    feedback: Literal["off", "student", "teacher"] = "off"
 
 
 @dataclass
@@ -244,13 +254,16 @@ class Runner:
         tracking = TrackingStore(self.store)
         crm = CRM(tracking, clock=FixedClock(conv.reference_date), ids=DeterministicIds(conv.id))
         briefing = Briefing(
-            conversation_id=conv.id,
+            session=uuid.uuid4().hex,
             reference_date=conv.reference_date,
             system_prompt=build_system_prompt(conv.reference_date),
             tools=agent_catalog(),
         )
-        if isinstance(agent, FollowsScript) and agent.wants_script:
-            agent.set_script(
+        read_before = len(answer_key.violations())
+        oracle = isinstance(agent, ScriptedOracle)
+        if isinstance(agent, ScriptedOracle):  # the built-in oracle: an internal channel
+            agent.receive_script(
+                conv.id,
                 [
                     ScriptTurn(
                         [{"tool": c.tool, "args": c.args} for c in t.expected_calls],
@@ -258,13 +271,18 @@ class Runner:
                         t.expect == "failure",
                     )
                     for t in conv.turns
-                ]
+                ],
             )
         self._guard(agent.start, briefing)
         idmap: V.IdMap = {}
         turns: list[TurnResult] = []
+        lessons: list[list[str]] = []  # per turn, the reasons in student form
         for number, (turn, ref) in enumerate(zip(conv.turns, reference.turns, strict=True), 1):
-            turns.append(self._run_turn(number, turn, ref, agent, crm, tracking, idmap, opts))
+            turn_result, student = self._run_turn(
+                number, turn, ref, agent, crm, tracking, idmap, opts
+            )
+            turns.append(turn_result)
+            lessons.append(student)
         passed = all(t["passed"] for t in turns)
         first = next((t for t in turns if not t["passed"]), None)
         usage = _sum_usage(t["usage"] for t in turns)
@@ -288,15 +306,21 @@ class Runner:
             "duration_s": round(time.perf_counter() - started, 6),
             "harness_s": round(sum(t["harness_s"] for t in turns), 6),
         }
-        if isinstance(agent, LearnsFromFeedback):
-            self._guard(agent.feedback, _feedback_view(result))
-        return result
+        if oracle:
+            result["oracle"] = True
+        if opts.feedback != "off" and isinstance(agent, LearnsFromFeedback):
+            view = _feedback_view(result, briefing.session, lessons, opts.feedback)
+            self._guard(agent.feedback, view)
+        read = answer_key.violations()[read_before:]
+        return read_answer_key(result, read) if read else result
 
     @staticmethod
     def _guard(fn: Any, *args: Any) -> Any:
-        """Call into the agent, turning its crashes into infrastructure errors."""
+        """Call into the agent, turning its crashes into infrastructure errors (and
+        watching it for reads of the answer key)."""
         try:
-            return fn(*args)
+            with answer_key.agent_code():
+                return fn(*args)
         except AgentUnavailable as exc:
             raise InfrastructureError(f"agent unavailable: {exc}") from exc
         except (InfrastructureError, CrmError):
@@ -317,7 +341,8 @@ class Runner:
         tracking: TrackingStore,
         idmap: V.IdMap,
         opts: RunOptions,
-    ) -> TurnResult:
+    ) -> tuple[TurnResult, list[str]]:
+        """The turn's verdict, and its reasons in student form (no expected values)."""
         t0 = time.perf_counter()
         tracking.start()
         # Only --crm-recover ever rolls a turn back; otherwise skip the savepoint.
@@ -331,7 +356,7 @@ class Runner:
         changes = tracking.changes()
         state_problems = V.compare_changes(ref.changes, changes, idmap)
         checks: dict[str, Any] = {"state": {"passed": not state_problems, "diff": state_problems}}
-        reasons = list(state_problems)
+        reasons: list[str] = list(state_problems)
         if turn.expect == "failure":
             refused = V.says_refused(reply)
             checks["refusal"] = {"passed": refused and not changes}
@@ -339,17 +364,24 @@ class Runner:
                 reasons.append("reply does not tell the user the request was refused")
         missing = missing_facts(turn.reply.must_mention, reply)
         checks["reply"] = {"passed": not missing, "missing": missing}
+        if opts.feedback == "teacher":
+            checks["reply"]["facts"] = list(turn.reply.must_mention)
         if missing:
             reasons.append(
-                "missing fact"
-                + ("s" if len(missing) > 1 else "")
-                + ": "
-                + ", ".join(repr(m) for m in missing)
+                V.Finding(
+                    "missing fact"
+                    + ("s" if len(missing) > 1 else "")
+                    + ": "
+                    + ", ".join(repr(m) for m in missing),
+                    f"reply: {len(missing)} required fact(s) missing",
+                )
             )
         if opts.judge is not None and turn.reply.rubric:
             checks["judge"] = opts.judge.score(turn.user, reply, turn.reply.rubric, handle.calls)
             if not checks["judge"]["passed"]:
-                reasons.append(checks["judge"]["message"])
+                reasons.append(
+                    V.Finding(checks["judge"]["message"], "judge: the reply misses the rubric")
+                )
         expected_calls = [{"tool": c["tool"], "args": c["args"]} for c in ref.calls]
         matches = V.action_matches(expected_calls, handle.calls, idmap)
         checks["action"] = {"matched": all(matches), "matches": matches}
@@ -357,7 +389,12 @@ class Runner:
             missing_calls = [
                 c["tool"] for c, m in zip(expected_calls, matches, strict=True) if not m
             ]
-            reasons.append("expected calls not made: " + ", ".join(missing_calls))
+            reasons.append(
+                V.Finding(
+                    "expected calls not made: " + ", ".join(missing_calls),
+                    f"expected calls not made: {len(missing_calls)}",
+                )
+            )
         if handle.limit_hit:
             reasons.append(f"turn limit: more than {opts.max_calls_per_turn} tool calls")
         errors = [c for c in handle.calls if not c["ok"]]
@@ -371,8 +408,8 @@ class Runner:
         else:
             tracking.rollback_to(savepoint)
             _apply_reference(tracking, ref.changes, idmap)
-            if isinstance(agent, FollowsScript) and agent.wants_script:
-                # Only script-following agents are told; records kept their reference ids.
+            if isinstance(agent, ScriptedOracle):
+                # Only the oracle is told; records kept their reference ids.
                 agent.on_recovered(number, [c.get("result") for c in ref.calls])
         usage: dict[str, Any] | None = None
         if isinstance(agent, ReportsUsage):
@@ -382,8 +419,12 @@ class Runner:
             usage = {**(usage or {}), **checks["judge"]["usage"]}
         wall = time.perf_counter() - t0
         harness = wall - agent_wall + handle.tool_time
-        return {
+        kind: TurnKind = (
+            "refusal" if turn.expect == "failure" else "write" if ref.changes else "read"
+        )
+        result: TurnResult = {
             "turn": number,
+            "kind": kind,
             "user": turn.user,
             "expect": turn.expect,
             "passed": passed,
@@ -400,6 +441,7 @@ class Runner:
             "agent_s": round(agent_wall - handle.tool_time, 6),
             "harness_s": round(harness, 6),
         }
+        return result, [r.student if isinstance(r, V.Finding) else r for r in reasons]
 
 
 def _apply_reference(store: Store, changes: Sequence[Change], idmap: V.IdMap) -> None:
@@ -445,13 +487,29 @@ def _sum_usage(items: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
     return total
 
 
-def _feedback_view(result: ItemResult) -> dict[str, Any]:
-    """What an agent may learn after a conversation: pass/fail and reasons per turn."""
-    return {
-        "case_id": result["case_id"],
-        "passed": result["passed"],
-        "turns": [
-            {"turn": t["turn"], "passed": t["passed"], "reason": t["reason"]}
-            for t in result["turns"]
-        ],
-    }
+def _feedback_view(
+    result: ItemResult, session: str, lessons: Sequence[list[str]], mode: str
+) -> dict[str, Any]:
+    """What an agent may learn after a conversation: per turn, pass/fail, which checks
+    failed and why. ``student``: what failed (check, record, fields), never an expected
+    value or anything the case could be looked up by; ``teacher`` adds the reasons with
+    their values, the expected calls and the required facts."""
+    turns = []
+    for t, student in zip(result["turns"], lessons, strict=True):
+        view: dict[str, Any] = {
+            "turn": t["turn"],
+            "kind": t["kind"],
+            "passed": t["passed"],
+            "failed_checks": sorted(
+                name
+                for name, check in t["checks"].items()
+                if name != "action" and not check.get("passed", True)
+            ),
+            "reasons": student,
+        }
+        if mode == "teacher":
+            view["reasons"] = list(t["reasons"])
+            view["expected_calls"] = t["expected_calls"]
+            view["must_mention"] = t["checks"]["reply"].get("facts", [])
+        turns.append(view)
+    return {"mode": mode, "session": session, "passed": result["passed"], "turns": turns}

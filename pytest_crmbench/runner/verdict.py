@@ -21,6 +21,19 @@ from pytest_crmbench.runner.tracking import Change
 
 IdMap = dict[str, str]  # agent-side id -> reference-side id
 
+
+class Finding(str):
+    """A failure reason (shown in reports); ``student`` says what failed — the check,
+    the record, the fields — without any expected value (feedback in student mode)."""
+
+    student: str
+
+    def __new__(cls, message: str, student: str | None = None) -> Finding:
+        obj = super().__new__(cls, message)
+        obj.student = message if student is None else student
+        return obj
+
+
 _TEXT_KINDS = frozenset({"text", "email", "url", "file_name"})
 
 
@@ -75,6 +88,11 @@ def _field_diffs(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     ]
 
 
+def _names(diffs: Sequence[str]) -> list[str]:
+    """The field names of ``_field_diffs`` lines (``amount: 1 ≠ 2`` → ``amount``)."""
+    return [d.partition(":")[0] for d in diffs]
+
+
 def _touched(entity: Entity, change: Change, idmap: Mapping[str, str]) -> set[str]:
     """The fields a modification changed (compared normalised)."""
     before = comparable(entity, change.before or {}, idmap)
@@ -84,13 +102,13 @@ def _touched(entity: Entity, change: Change, idmap: Mapping[str, str]) -> set[st
 
 def compare_changes(
     expected: Sequence[Change], actual: Sequence[Change], idmap: IdMap
-) -> list[str]:
+) -> list[Finding]:
     """Differences between the reference's and the agent's changes (empty = state passes).
 
     ``idmap`` (agent id → reference id) is extended with the records both sides created,
     so later turns can refer to them.
     """
-    problems: list[str] = []
+    problems: list[Finding] = []
     exp_by_key = {(c.table, c.key): c for c in expected}
     for table in LOAD_ORDER:
         entity = BY_TABLE[table]
@@ -115,12 +133,22 @@ def compare_changes(
             diffs = _field_diffs(
                 comparable(entity, exp.after, idmap), comparable(entity, act.after, idmap)
             )
-            problems.append(f"created {describe(entity, exp.after)} differs: " + "; ".join(diffs))
+            problems.append(
+                Finding(
+                    f"created {describe(entity, exp.after)} differs: " + "; ".join(diffs),
+                    f"created {entity.name} differs in: " + ", ".join(_names(diffs)),
+                )
+            )
             idmap[act.key] = exp.key
         for exp in pending[len(unmatched) :]:
-            problems.append(f"missing write: {describe(entity, exp.after)} was not created")
+            problems.append(
+                Finding(
+                    f"missing write: {describe(entity, exp.after)} was not created",
+                    f"missing write: a {entity.name} was not created",
+                )
+            )
         for act in unmatched[len(pending) :]:
-            problems.append(f"unexpected write: created {describe(entity, act.after)}")
+            problems.append(Finding(f"unexpected write: created {describe(entity, act.after)}"))
         # 2. modified / deleted records: by (mapped) key.
         seen: set[str] = set()
         for act in actual:
@@ -131,9 +159,14 @@ def compare_changes(
             exp_change = exp_by_key.get((table, ref_key))
             label = describe(entity, act.before)
             if exp_change is None:
-                problems.append(f"unexpected write: {act.kind} {label}")
+                problems.append(Finding(f"unexpected write: {act.kind} {label}"))
             elif exp_change.kind != act.kind:
-                problems.append(f"{label}: {act.kind}, expected {exp_change.kind}")
+                problems.append(
+                    Finding(
+                        f"{label}: {act.kind}, expected {exp_change.kind}",
+                        f"{label}: {act.kind}, which is not the change asked for",
+                    )
+                )
             elif act.kind == "modified":
                 assert act.after is not None and exp_change.after is not None
                 # Judge the change, not the whole record: a field neither side touched now
@@ -148,11 +181,18 @@ def compare_changes(
                     comparable(entity, act.after, idmap),
                 )
                 if diffs:
-                    problems.append(f"{label} modified wrongly: " + "; ".join(diffs))
+                    problems.append(
+                        Finding(
+                            f"{label} modified wrongly: " + "; ".join(diffs),
+                            f"{label} modified wrongly in: " + ", ".join(_names(diffs)),
+                        )
+                    )
         for exp in expected:
             if exp.table == table and exp.kind != "created" and exp.key not in seen:
                 verb = "deleted" if exp.kind == "deleted" else "modified"
-                problems.append(f"missing write: {describe(entity, exp.before)} was not {verb}")
+                problems.append(
+                    Finding(f"missing write: {describe(entity, exp.before)} was not {verb}")
+                )
     return problems
 
 

@@ -1,16 +1,20 @@
 """Agents for the plugin tests, copied into each pytester project as ``crm_agents.py``.
 
-Loaded with ``--agent crm_agents:Name`` (the ``module:attr`` form). The replay variants
-change exactly one thing about the oracle, so exactly one turn must fail.
+Loaded with ``--agent crm_agents:Name`` (the ``module:attr`` form). The variants of
+``KnowsTheAnswers`` (an honest agent with perfect answers) change exactly one thing, so
+exactly one turn must fail; ``ReplayAgent`` subclasses are oracles (their runs are marked
+``oracle`` and pass no gate).
 """
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from pytest_crmbench.agents import AgentUnavailable
-from pytest_crmbench.agents.scripted import ReplayAgent
+from pytest_crmbench.agents.scripted import ReplayAgent, ScriptPlayer, ScriptTurn
 
 HELIX_DEAL = "8024705c-0d3b-5666-bead-8af03a8c1645"  # seed world: Helix Biosciences deal
 
@@ -39,7 +43,29 @@ class Crashing:
         raise RuntimeError("kaboom in the agent")
 
 
-class PerturbedAmount(ReplayAgent):
+class KnowsTheAnswers(ScriptPlayer):
+    """A strong *honest* agent: the public protocol only, no oracle channel. It answers
+    each user message from ``answers.json``, which ``make_project`` writes from the test
+    data into the project (not a dataset file the run loads), so gates can be shown to
+    pass for an agent that does the work."""
+
+    name = "knows-the-answers"
+
+    def __init__(self) -> None:
+        super().__init__()
+        raw = json.loads(Path("answers.json").read_text(encoding="utf-8"))
+        self.answers = {m: ScriptTurn(a["calls"], a["facts"], a["failure"]) for m, a in raw.items()}
+
+    def step_for(self, message: str) -> ScriptTurn:
+        known = self.answers[message]
+        return ScriptTurn(list(known.calls), known.facts, known.expect_failure)
+
+    def respond(self, message: str, tools: Any) -> str:
+        self._script = [*self._script[: self._turn], self.step_for(message)]
+        return super().respond(message, tools)
+
+
+class PerturbedAmount(KnowsTheAnswers):
     """CONV-0001: creates the opportunity with amount 86000 instead of 85000."""
 
     def call_args(self, turn: int, index: int, args: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +74,7 @@ class PerturbedAmount(ReplayAgent):
         return args
 
 
-class PerturbedQuote(ReplayAgent):
+class PerturbedQuote(KnowsTheAnswers):
     """CONV-0003 turn 2: the quote amount is 93000 instead of 92500."""
 
     def call_args(self, turn: int, index: int, args: dict[str, Any]) -> dict[str, Any]:
@@ -57,18 +83,16 @@ class PerturbedQuote(ReplayAgent):
         return args
 
 
-class SkipsCall(ReplayAgent):
+class SkipsCall(KnowsTheAnswers):
     """CONV-0003 turn 3: never makes the modify_quote call (the quote stays Draft)."""
 
-    def respond(self, message: str, tools: Any) -> str:
-        step = self._script[self._turn]
-        kept = [c for c in step.calls if c["tool"] != "modify_quote"]
-        if len(kept) != len(step.calls):
-            step.calls = kept
-        return super().respond(message, tools)
+    def step_for(self, message: str) -> ScriptTurn:
+        step = super().step_for(message)
+        step.calls = [c for c in step.calls if c["tool"] != "modify_quote"]
+        return step
 
 
-class ExtraWrite(ReplayAgent):
+class ExtraWrite(KnowsTheAnswers):
     """CONV-0003 turn 1 (a lookup): also adds a note nobody asked for."""
 
     def respond(self, message: str, tools: Any) -> str:
@@ -99,11 +123,78 @@ class FlakyOnSecondTry(ReplayAgent):
 
     def start(self, briefing: Any) -> None:
         super().start(briefing)
-        n = self.seen[briefing.conversation_id] = self.seen.get(briefing.conversation_id, 0) + 1
-        self.slack = briefing.conversation_id == "CONV-0002" and n == 2
+        # The oracle learns its case id through the internal channel (receive_script).
+        n = self.seen[self.case_id] = self.seen.get(self.case_id, 0) + 1
+        self.slack = self.case_id == "CONV-0002" and n == 2
 
     def respond(self, message: str, tools: Any) -> str:
         if self.slack:
             self._turn += 1
             return "Done."
         return super().respond(message, tools)
+
+
+class WantsTheScript:
+    """A cheater: asks for the script the way the oracle once did (``wants_script``)."""
+
+    name = "wants-the-script"
+    wants_script = True
+
+    def __init__(self) -> None:
+        self.script: list[Any] = []
+
+    def set_script(self, script: Any) -> None:
+        self.script = list(script)
+
+    def receive_script(self, case_id: str, script: Any) -> None:
+        self.script = list(script)
+
+    def start(self, briefing: Any) -> None:
+        self.turn = 0
+
+    def respond(self, message: str, tools: Any) -> str:
+        self.turn += 1
+        if not self.script:
+            return "Done."
+        step = self.script[self.turn - 1]
+        for call in step.calls:
+            tools.call(call["tool"], call.get("args") or {})
+        return "Done. " + "; ".join(step.facts)
+
+
+class ReadsTheDataset(ScriptPlayer):
+    """A cheater: finds its case by the user's words in the project's dataset files and
+    replays the expected calls (the answer key read from disk)."""
+
+    name = "reads-the-dataset"
+
+    def respond(self, message: str, tools: Any) -> str:
+        for path in sorted(Path("cases").glob("*.jsonl")) + sorted(Path("golden").glob("*.json")):
+            text = path.read_text(encoding="utf-8")
+            for line in text.splitlines() if path.suffix == ".jsonl" else [text]:
+                if message not in line:
+                    continue
+                for turn in _turns_of(json.loads(line)):
+                    if turn["user"] == message:
+                        calls = turn.get("expected_calls") or []
+                        facts = (turn.get("reply") or {}).get("must_mention", [])
+                        self._script = [
+                            *self._script[: self._turn],
+                            ScriptTurn(calls, facts, False),
+                        ]
+                        return super().respond(message, tools)
+        return "Done."
+
+
+def _turns_of(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    if "turns" in obj:
+        return list(obj["turns"])
+    return [
+        {
+            "user": c.get("user"),
+            "expected_calls": c.get("expected_calls"),
+            "reply": {"must_mention": c.get("must_mention", [])},
+        }
+        for c in obj.get("cases", [])
+        if c.get("user")
+    ]

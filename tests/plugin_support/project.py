@@ -81,7 +81,32 @@ def make_project(
     (root / "conftest.py").write_text('"""Project root conftest (tiny)."""\n', encoding="utf-8")
     if agents:
         shutil.copy(Path(__file__).with_name("agents.py"), root / "crm_agents.py")
+        _write_answers(root)
     return root
+
+
+def _write_answers(root: Path) -> None:
+    """``answers.json`` for the honest ``KnowsTheAnswers`` test agent: per user message,
+    the calls, facts and whether it is refused (from the project's data, written once)."""
+    answers: dict[str, dict[str, Any]] = {}
+    for path in sorted((root / "cases").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                for turn in json.loads(line)["turns"]:
+                    answers[turn["user"]] = {
+                        "calls": turn["expected_calls"],
+                        "facts": turn.get("reply", {}).get("must_mention", []),
+                        "failure": turn.get("expect") == "failure",
+                    }
+    for path in sorted((root / "golden").glob("*.json")):
+        for case in json.loads(path.read_text(encoding="utf-8"))["cases"]:
+            if case.get("user"):
+                answers[case["user"]] = {
+                    "calls": case["expected_calls"],
+                    "facts": case.get("must_mention", []),
+                    "failure": case.get("expect") == "failure",
+                }
+    (root / "answers.json").write_text(json.dumps(answers), encoding="utf-8")
 
 
 def load_report(path: Path | str) -> dict[str, Any]:
