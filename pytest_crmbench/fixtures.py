@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import pytest
 
@@ -47,7 +47,11 @@ def crm_world() -> SeedWorld:
 @pytest.fixture(scope="session")
 def crm_store(pytestconfig: pytest.Config, crm_world: SeedWorld) -> Store:
     """The seeded store of this process; items reset it, so it is shared by all of them."""
-    return pytestconfig.stash[STATE].open_store(crm_world)
+    state = pytestconfig.stash[STATE]
+    try:
+        return state.open_store(crm_world)
+    except Exception as exc:  # reported once per item in one line, not as a traceback
+        infrastructure_failure(f"database unavailable ({state.provider or 'PostgreSQL'}): {exc}")
 
 
 @pytest.fixture
@@ -191,7 +195,7 @@ def crm_result(
         except DatasetDefect as exc:
             pytest.skip(f"dataset defect: {exc}")
         except InfrastructureError as exc:
-            raise InfrastructureFailure(str(exc)) from None
+            infrastructure_failure(str(exc))
         result["family"] = crm_case.kind
     result["trial"] = crm_case.trial
     result["test_id"] = crm_case.test_id
@@ -204,5 +208,12 @@ def crm_result(
     return CaseResult(result)
 
 
-class InfrastructureFailure(Exception):
+class InfrastructureFailure(pytest.fail.Exception):  # type: ignore[name-defined,misc]
     """Shown as a pytest error: the item could not be judged (not the agent's fault)."""
+
+
+def infrastructure_failure(reason: str) -> NoReturn:
+    """End the item's setup as an error shown in one line (no fixture source, no trace):
+    the reason says what failed and, where it can, what to do."""
+    first = " ".join(reason.split())  # one line, whatever the cause printed
+    raise InfrastructureFailure(first, pytrace=False) from None

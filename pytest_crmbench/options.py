@@ -11,8 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pytest
+
+from pytest_crmbench.postgres.server import redact_url
+from pytest_crmbench.results.gate import baseline_problems
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,14 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("--crm-baseline", None, "gate: a previous JSON report or results JSONL to compare with"),
     Opt("--crm-max-regressions", None, "gate: cases allowed to regress vs the baseline", int),
     Opt("--crm-max-error-rate", None, "gate: maximum share of errored items", float),
+    Opt(
+        "--crm-stop-after-errors",
+        3,
+        "stop the run after this many consecutive items could not be judged (agent or "
+        "database unreachable); 0 never stops. --crm-resume completes the rest",
+        int,
+    ),
+    Opt("--crm-label", None, "a label stored in the report (e.g. the commit or experiment)"),
 )
 
 
@@ -141,6 +153,23 @@ def _value(config: pytest.Config, opt: Opt) -> Any:
         raise pytest.UsageError(f"{opt.flag}: invalid value {value!r} ({exc})") from exc
 
 
+#: The settings that decide what runs and how it is judged (not where or how fast).
+IDENTITY = (
+    "agent",
+    "agent_model",
+    "agent_base_url",
+    "backend",
+    "dataset",
+    "arc_defects",
+    "trials",
+    "judge",
+    "max_calls",
+    "feedback",
+    "recover",
+    "strict_actions",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved options (command line over ini over defaults), plain data."""
@@ -170,22 +199,72 @@ class Settings:
     baseline: str | None
     max_regressions: int | None
     max_error_rate: float | None
+    stop_after_errors: int
+    label: str | None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
+        """Resolve and check every option now: a bad value is one usage error before
+        anything runs, not one error per item after a full run."""
         values = {o.dest.removeprefix("crmbench_"): _value(config, o) for o in OPTIONS}
         settings = cls(**values)
-        if settings.backend not in ("postgres", "memory"):
-            raise pytest.UsageError("--crm-backend must be 'postgres' or 'memory'")
-        if settings.arc_defects not in ("skip", "xfail"):
-            raise pytest.UsageError("--crm-arc-defects must be 'skip' or 'xfail'")
-        if settings.trials < 1:
-            raise pytest.UsageError("--crm-trials must be at least 1")
-        if settings.resume and not settings.results:
-            raise pytest.UsageError("--crm-resume needs --crm-results PATH (the file to resume)")
-        if settings.baseline and not Path(settings.baseline).is_file():
-            raise pytest.UsageError(f"--crm-baseline: no such file: {settings.baseline}")
+        for problem in settings.problems():
+            raise pytest.UsageError(problem)
+        # Pinned in the ini, it waits for a baseline given in CI; on the command line
+        # without one it would check nothing.
+        if config.getoption("crmbench_max_regressions") is not None and not settings.baseline:
+            raise pytest.UsageError(
+                "--crm-max-regressions needs --crm-baseline REPORT (the run to compare with)"
+            )
         return settings
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings (first problem first), each a full sentence
+        naming the option, what it got and what is allowed."""
+        out: list[str] = []
+
+        def bounded(flag: str, value: float | None, low: float, high: float | None) -> None:
+            if value is None:
+                return
+            if value != value or value < low or (high is not None and value > high):
+                allowed = f"between {low:g} and {high:g}" if high is not None else f"≥ {low:g}"
+                out.append(f"{flag}: {value:g} is out of range (allowed: {allowed})")
+
+        for opt in OPTIONS:
+            value = getattr(self, opt.dest.removeprefix("crmbench_"))
+            if opt.choices and value not in opt.choices:
+                out.append(f"{opt.flag}: {value!r} is not one of {', '.join(opt.choices)}")
+        bounded("--crm-min-pass-rate", self.min_pass_rate, 0, 1)
+        bounded("--crm-max-error-rate", self.max_error_rate, 0, 1)
+        bounded("--crm-max-regressions", self.max_regressions, 0, None)
+        bounded("--crm-trials", self.trials, 1, 1000)
+        bounded("--crm-max-calls", self.max_calls, 1, 1000)
+        bounded("--agent-temperature", self.agent_temperature, 0, 2)
+        bounded("--agent-max-tokens", self.agent_max_tokens, 1, None)
+        bounded("--agent-timeout", self.agent_timeout, 0.001, None)
+        bounded("--crm-stop-after-errors", self.stop_after_errors, 0, None)
+        mode = self.postgres
+        if mode not in ("auto", "docker", "embedded"):
+            if not mode.startswith(("postgres://", "postgresql://")):
+                out.append(
+                    f"--crm-postgres: {mode!r} is not auto, docker, embedded or a "
+                    "postgresql://user@host:port/dbname URL"
+                )
+            elif not urlsplit(mode).hostname and "host=" not in mode:
+                out.append(f"--crm-postgres: {redact_url(mode)} names no host")
+        if self.resume and not self.results:
+            out.append("--crm-resume needs --crm-results PATH (the results file to resume)")
+        if self.baseline:
+            out += baseline_problems(self.baseline)
+        if self.dataset:
+            for part in (p.strip() for p in self.dataset.split(",") if p.strip()):
+                if not Path(part).exists():
+                    out.append(f"--crm-dataset: no such file or folder: {part}")
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same run: results of one may complete the other's."""
+        return {key: getattr(self, key) for key in IDENTITY}
 
     def public(self) -> dict[str, Any]:
         """Settings for the report (nothing secret lives here)."""

@@ -9,6 +9,7 @@ results home on their test reports.
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Generator
 from pathlib import Path
 from types import ModuleType
@@ -36,9 +37,11 @@ from pytest_crmbench.fixtures import (  # noqa: F401  (fixtures are registered b
 )
 from pytest_crmbench.items import Case, conversation_cases, golden_cases, marker_lines
 from pytest_crmbench.options import Settings, add_options
+from pytest_crmbench.postgres.server import redact_url
 from pytest_crmbench.results import ResultsStream
-from pytest_crmbench.results.stream import read_results
+from pytest_crmbench.results.stream import read_stream
 from pytest_crmbench.session import (
+    DATASET_PROPERTY,
     USER_PROPERTY,
     CrmSession,
     XdistController,
@@ -76,10 +79,31 @@ def _is_benchmark_run(config: pytest.Config) -> bool:
     return False
 
 
+PATH_OPTIONS = ("--crm-dataset", "--crm-baseline", "--crm-results", "--crm-report")
+
+
+def _check_path_options(config: pytest.Config) -> None:
+    """``--crm-dataset /elsewhere/x.jsonl`` (space form): pytest reads the command line
+    before plugins load, takes the path for a test path and moves its rootdir there
+    (losing the project's ini). Say so, and which form works, before anything runs."""
+    args = [str(a) for a in config.invocation_params.args]
+    here = Path(config.invocation_params.dir).resolve()
+    for flag, value in itertools.pairwise(args):
+        if flag not in PATH_OPTIONS or value.startswith("-"):
+            continue
+        path = (here / value).resolve()
+        if path != here and here not in path.parents:
+            raise pytest.UsageError(
+                f"{flag} {value}: pytest takes a path after a space for a test path and moves "
+                f"its rootdir; write {flag}={value}"
+            )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for marker in (*MARKERS, *marker_lines()):
         config.addinivalue_line("markers", marker)
+    _check_path_options(config)
     settings = Settings.from_config(config)
     workerinput = getattr(config, "workerinput", None)
     answer_key.protect_shipped()  # before any agent code is imported
@@ -97,29 +121,66 @@ def pytest_configure(config: pytest.Config) -> None:
         state.provider = workerinput.get("crmbench_provider")
     benchmark = _is_benchmark_run(config)
     if settings.results and settings.resume:
-        state.previous = read_results(settings.results)
+        part = read_stream(settings.results)
+        state.previous, state.resumed_header = part.results, part.header
+        if part.header is not None:
+            _check_resumable(settings, part.header)
+            state.stream_started = True  # this run continues the resumed run's part
+            state.provider = state.provider or part.header.get("provider")
     if state.is_worker:
         return
     # Controller (or plain run) only from here on.
+    session = CrmSession(config, state)
     if (
         benchmark
+        and not config.option.collectonly
         and settings.report.lower() != "none"
         and hasattr(config.option, "json_report")
         and not config.option.json_report
     ):
         config.option.json_report = True
+        session.default_report = True
         if config.option.json_report_file == ".report.json":
             config.option.json_report_file = settings.report
         Path(config.option.json_report_file).parent.mkdir(parents=True, exist_ok=True)
     if settings.results:
         state.stream = ResultsStream(settings.results)
-    session = CrmSession(config, state)
     config.pluginmanager.register(session, "crmbench-session")
     if config.pluginmanager.hasplugin("xdist") and getattr(config.option, "numprocesses", None):
         controller = XdistController(session, lambda m, p: _module_cases(m, p, settings)[0])
         config.pluginmanager.register(controller, "crmbench-xdist-controller")
-        if benchmark and settings.backend == "postgres" and not config.option.collectonly:
-            state.ensure_server()
+    if benchmark and settings.backend == "postgres" and not config.option.collectonly:
+        _start_postgres(state)
+
+
+def _start_postgres(state: CrmState) -> None:
+    """Reach PostgreSQL once, before the first item: if it cannot be had, one message
+    naming the provider and the cause, instead of the same error on every item."""
+    try:
+        state.ensure_server()
+    except Exception as exc:
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        given = redact_url(state.settings.postgres)
+        raise pytest.UsageError(
+            f"--crm-postgres {given}: PostgreSQL could not be reached: {cause} "
+            "(or run without PostgreSQL: --crm-backend memory)"
+        ) from None
+
+
+def _check_resumable(settings: Settings, header: dict[str, Any]) -> None:
+    """``--crm-resume`` completes the same run only: any difference is a usage error."""
+    before = header.get("identity") or {}
+    now = settings.identity()
+    diffs = [
+        f"{key.replace('_', '-')} {before.get(key)!r} → {now[key]!r}"
+        for key in now
+        if key in before and before[key] != now[key]
+    ]
+    if diffs:
+        raise pytest.UsageError(
+            f"--crm-resume: {settings.results} holds another run ({'; '.join(diffs)}); "
+            "resume with the same options, or write to a new --crm-results file"
+        )
 
 
 def _check_agent(settings: Settings, *, ready: bool = True) -> None:
@@ -274,6 +335,10 @@ def pytest_runtest_makereport(
     item.stash[RESULT] = result
     # Plain JSON only: reports travel through xdist.
     report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
+    state = item.config.stash[STATE]
+    if not state.dataset_sent and state.dataset_info:
+        report.user_properties.append((DATASET_PROPERTY, state.dataset_info))
+        state.dataset_sent = True
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -289,5 +354,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None or not _is_benchmark_run(config):
         return None
     s = state.settings
-    where = s.backend if s.backend == "memory" else f"postgres ({s.postgres})"
-    return [f"crmbench: agent={s.agent} backend={where} trials={s.trials}"]
+    where = s.backend if s.backend == "memory" else f"postgres ({state.provider or s.postgres})"
+    lines = [f"crmbench: agent={s.agent} backend={where} trials={s.trials}"]
+    lines += [f"crmbench: note: {note}" for note in state.provider_notes]
+    return lines

@@ -12,9 +12,11 @@ import contextlib
 import importlib.util
 import platform
 import sys
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,6 +26,7 @@ from pytest_crmbench.runner.records import ItemResult
 from pytest_crmbench.state import CrmState
 
 USER_PROPERTY = "crmbench"
+DATASET_PROPERTY = "crmbench_dataset"  # sent once per process: files and sha256
 
 
 def _versions() -> dict[str, str]:
@@ -40,18 +43,64 @@ class CrmSession:
     def __init__(self, config: pytest.Config, state: CrmState) -> None:
         self.config = config
         self.state = state
+        self.session: pytest.Session | None = None
+        self.started = _now()
+        self.consecutive_errors = 0
+        self.stopped: str | None = None
+        self.default_report = False  # the plugin turned the JSON report on (not the user)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     # -- results ----------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == USER_PROPERTY and isinstance(value, dict):
-                self.collect(value)  # type: ignore[arg-type]  # plain JSON of an ItemResult
-                return
+        properties = dict(report.user_properties)
+        dataset = properties.get(DATASET_PROPERTY)
+        if isinstance(dataset, dict) and not self.state.dataset_info:
+            self.state.dataset_info = dataset  # what an xdist worker collected
+        result = properties.get(USER_PROPERTY)
+        if isinstance(result, dict):
+            self.collect(result)  # type: ignore[arg-type]  # plain JSON of an ItemResult
 
     def collect(self, result: ItemResult) -> None:
-        self.state.results.append(result)
-        if self.state.stream is not None:
-            self.state.stream.write(result)
+        state = self.state
+        state.results.append(result)
+        if state.stream is not None:
+            if not state.stream_started:
+                state.stream.write_header(self.header())
+                state.stream_started = True
+            state.stream.write(result)
+        self._watch_errors(result)
+
+    def header(self) -> dict[str, Any]:
+        """The run's identity and whereabouts, first line of its part of the stream."""
+        state = self.state
+        return {
+            "run_id": state.run_id,
+            "started": self.started,
+            "identity": state.settings.identity(),
+            "dataset_sha256": state.dataset_info.get("sha256"),
+            "provider": state.provider,
+        }
+
+    def _watch_errors(self, result: ItemResult) -> None:
+        """Stop after K consecutive items that could not be judged: an unreachable agent
+        or database would otherwise cost every remaining item its timeouts."""
+        limit = self.state.settings.stop_after_errors
+        self.consecutive_errors = self.consecutive_errors + 1 if result["outcome"] == "error" else 0
+        if not limit or self.consecutive_errors < limit or self.stopped:
+            return
+        self.stopped = (
+            f"crmbench stopped the run: {self.consecutive_errors} items in a row could not be "
+            f"judged ({result.get('error')}); fix the cause, then run again with "
+            "--crm-resume (and --crm-results) to complete the rest"
+        )
+        dsession = self.config.pluginmanager.get_plugin("dsession")
+        if dsession is not None:
+            dsession.shouldstop = self.stopped
+        elif self.session is not None:
+            self.session.shouldstop = self.stopped
 
     def finish(self) -> None:
         """Summary and gate, once, over this run's results and the resumed ones."""
@@ -64,6 +113,7 @@ class CrmSession:
             {(r["case_id"], r.get("trial", 1), r.get("family")): r for r in state.results}
         )
         everything = list(latest.values())
+        state.latest = everything
         if not everything:
             return
         state.summary = summarize(everything)
@@ -75,6 +125,15 @@ class CrmSession:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.finish()
+        resumable = (
+            pytest.ExitCode.OK,
+            pytest.ExitCode.TESTS_FAILED,
+            pytest.ExitCode.NO_TESTS_COLLECTED,
+        )
+        if self.state.previous and self.state.summary and session.exitstatus in resumable:
+            # A resumed run ends as the uninterrupted run would have: judged on all items.
+            bad = any(r["outcome"] in ("failed", "error") for r in self.state.latest)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if bad else pytest.ExitCode.OK
         if self.state.gate is not None:  # the gate decides the exit status
             session.exitstatus = (
                 pytest.ExitCode.OK if self.state.gate["passed"] else pytest.ExitCode.TESTS_FAILED
@@ -85,6 +144,9 @@ class CrmSession:
         self.finish()
         state = self.state
         if state.summary is None:
+            if self.default_report:
+                # Nothing was judged: keep the previous report (a CI baseline) as it is.
+                self.config.option.json_report_file = None
             return
         s = state.settings
         if state.gate is not None:  # the gate decides the exit status (pytest_sessionfinish)
@@ -92,18 +154,39 @@ class CrmSession:
                 pytest.ExitCode.OK if state.gate["passed"] else pytest.ExitCode.TESTS_FAILED
             )
         json_report["crmbench"] = {
+            "run_id": state.run_id,
+            "label": s.label,
+            "started": self.started,
+            "finished": _now(),
+            "stopped": self.stopped,
             "summary": state.summary,
             "gate": state.gate,
             "settings": s.public(),
-            "agent": {"name": s.agent, "model": s.agent_model, "base_url": s.agent_base_url},
+            "agent": self.agent_info(),
             "dataset": state.dataset_info,
             "backend": s.backend,
             "postgres_provider": state.provider if s.backend == "postgres" else None,
+            "postgres_notes": state.provider_notes if s.backend == "postgres" else [],
             "resumed_items": len(state.previous),
             "oracle": bool(state.summary.get("oracle")),
             "feedback": s.feedback,
             "versions": _versions(),
         }
+
+    def agent_info(self) -> dict[str, Any]:
+        """The agent as run: its name, and the model, provider and API host it reported
+        (the setting as given when it reported none)."""
+        s = self.state.settings
+        reported = next((r["model"] for r in self.state.latest if r.get("model")), None)
+        info: dict[str, Any] = {"name": s.agent, "model": s.agent_model, "provider": None}
+        info["host"] = urlsplit(s.agent_base_url).hostname if s.agent_base_url else None
+        if reported:
+            info.update(
+                model=reported.get("name"),
+                provider=reported.get("provider"),
+                host=reported.get("host"),
+            )
+        return info
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -113,8 +196,13 @@ class CrmSession:
             return
         s = state.settings
         where = s.backend if s.backend == "memory" else f"postgres: {state.provider}"
-        for line in render_summary(state.summary, agent=s.agent, store=where):
+        info = self.agent_info()
+        agent = s.agent + (f" ({info['provider'] or ''} {info['model']})" if info["model"] else "")
+        for line in render_summary(state.summary, agent=agent, store=where):
             terminalreporter.write_line(line)
+        report = self.config.getoption("json_report_file", None)
+        if report and self.config.getoption("json_report", False):
+            terminalreporter.write_line(f"  report: {report}")
         if state.gate is not None:
             verdict = "PASSED" if state.gate["passed"] else "FAILED"
             terminalreporter.write_sep(
@@ -149,6 +237,14 @@ def deselect_resumed(config: pytest.Config, state: CrmState, items: list[pytest.
     wherever items are collected: a plain run, or each xdist worker.)"""
     if not state.previous:
         return
+    before = (state.resumed_header or {}).get("dataset_sha256")
+    now = state.dataset_info.get("sha256")
+    if before and now and before != now:
+        raise pytest.UsageError(
+            f"--crm-resume: {state.settings.results} was written for another dataset "
+            f"(sha256 {before[:12]}… → {now[:12]}…); resume with the same dataset, or "
+            "write to a new --crm-results file"
+        )
     done = {
         (r["case_id"], r.get("trial", 1))
         for r in state.previous
@@ -164,6 +260,10 @@ def deselect_resumed(config: pytest.Config, state: CrmState, items: list[pytest.
     if skip:
         config.hook.pytest_deselected(items=skip)
         items[:] = keep
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def item_case(item: pytest.Item) -> Case | None:

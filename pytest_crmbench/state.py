@@ -30,9 +30,14 @@ class CrmState:
     results: list[ItemResult] = field(default_factory=list)
     previous: list[ItemResult] = field(default_factory=list)  # resumed from --crm-results
     stream: ResultsStream | None = None
+    stream_started: bool = False  # this run's header is written
+    dataset_sent: bool = False  # the dataset's identity went home on a report
+    resumed_header: dict[str, Any] | None = None  # the header of the resumed run
+    latest: list[ItemResult] = field(default_factory=list)  # resumed + this run, by case
     server: PostgresServer | None = None  # the server this process started (and must stop)
     admin_url: str | None = None  # PostgreSQL server to create worker databases on
     provider: str | None = None
+    provider_notes: list[str] = field(default_factory=list)  # e.g. a Docker → embedded fallback
     dataset_info: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
@@ -48,9 +53,14 @@ class CrmState:
             url = None
             if mode.startswith(("postgres://", "postgresql://")):
                 mode, url = "url", self.settings.postgres
-            self.server = start_server(mode, url=url, image=self.settings.postgres_image)
+            # A given URL either answers soon or not at all; a provider may need to start.
+            timeout = URL_TIMEOUT if url else START_TIMEOUT
+            self.server = start_server(
+                mode, url=url, image=self.settings.postgres_image, timeout=timeout
+            )
             self.admin_url = self.server.admin_url
             self.provider = self.server.description
+            self.provider_notes = list(self.server.notes)
         return self.admin_url
 
     def open_store(self, world: SeedWorld, suffix: str = "") -> Store:
@@ -85,6 +95,9 @@ class CrmState:
         if self.stream is not None:
             self.stream.close()
 
+
+URL_TIMEOUT = 15.0
+START_TIMEOUT = 60.0
 
 STATE = pytest.StashKey[CrmState]()
 RESULT = pytest.StashKey[ItemResult]()

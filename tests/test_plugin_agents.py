@@ -31,7 +31,7 @@ def test_agent_failures_are_errors_not_failures(
     result.stdout.fnmatch_lines(
         [
             "*ERROR at setup of test_conversation[[]CONV-0001-create-opportunity[]]*",
-            f"*InfrastructureFailure: {reason}",
+            f"*{reason}",
         ]
     )
     report = load_report(pytester.path / "r.json")

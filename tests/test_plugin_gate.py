@@ -121,7 +121,7 @@ def test_regression_against_baseline_fails_and_is_named(baseline: pytest.Pyteste
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*= crmbench gate FAILED =*", "*regression: CONV-0001"])
     assert last_line(result.outlines) == (
-        "crmbench gate FAILED: 1 regression(s) vs baseline > allowed 0"
+        "crmbench gate FAILED: 1 regression(s) vs baseline > allowed 0 (3 cases compared)"
     )
     gate = _gate(pytester)
     assert gate["passed"] is False
@@ -144,7 +144,7 @@ def test_allowed_regressions_are_respected(baseline: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2, failed=1)
     assert result.ret == pytest.ExitCode.OK
     assert last_line(result.outlines) == (
-        "crmbench gate PASSED: 1 regression(s) vs baseline ≤ allowed 1"
+        "crmbench gate PASSED: 1 regression(s) vs baseline ≤ allowed 1 (3 cases compared)"
     )
     assert _gate(pytester)["regressions"] == ["CONV-0001"]
     _assert_report_exit(pytester, result)
@@ -163,7 +163,7 @@ def test_no_regression_passes_the_gate(baseline: pytest.Pytester) -> None:
     result = baseline.runpytest(*MEMORY, *REPORT, *HONEST, "--crm-baseline", "base.json")
     assert result.ret == pytest.ExitCode.OK
     assert last_line(result.outlines) == (
-        "crmbench gate PASSED: 0 regression(s) vs baseline ≤ allowed 0"
+        "crmbench gate PASSED: 0 regression(s) vs baseline ≤ allowed 0 (3 cases compared)"
     )
 
 
@@ -182,7 +182,7 @@ def test_missing_baseline_file_is_a_usage_error(pytester: pytest.Pytester) -> No
     make_project(pytester, conversations=["CONV-0001"], golden=False)
     result = pytester.runpytest(*MEMORY, "--crm-baseline", "nope.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--crm-baseline: no such file: nope.json*"])
+    result.stderr.fnmatch_lines(["*--crm-baseline: nope.json: no such file*"])
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def test_all_gate_conditions_combine(baseline: pytest.Pytester) -> None:
     assert gate["reasons"] == [
         "pass rate 0.667 ≥ minimum 0.500",
         "error rate 0.000 ≤ maximum 0.000",
-        "1 regression(s) vs baseline > allowed 0",
+        "1 regression(s) vs baseline > allowed 0 (3 cases compared)",
     ]
     assert last_line(result.outlines) == "crmbench gate FAILED: " + "; ".join(gate["reasons"])
 

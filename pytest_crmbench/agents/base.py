@@ -96,6 +96,21 @@ class LearnsFromFeedback(Protocol):
 
 
 @runtime_checkable
+class DescribesModel(Protocol):
+    """An agent backed by a model: which one, from which provider, at which address
+    (reported with the run; never a key)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def base_url(self) -> str | None: ...
+
+
+@runtime_checkable
 class ReportsUsage(Protocol):
     """An agent that reports the tokens and cost of its last turn."""
 

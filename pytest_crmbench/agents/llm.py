@@ -465,6 +465,14 @@ class LLMAgent:
         return self.backend.model
 
     @property
+    def provider(self) -> str:
+        return self.backend.provider
+
+    @property
+    def base_url(self) -> str | None:
+        return self.backend.base_url
+
+    @property
     def prices(self) -> PriceTable:
         return self.backend.prices
 

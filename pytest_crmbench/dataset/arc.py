@@ -467,7 +467,7 @@ class _Converter:
                 or bool((last.get("reply") or {}).get("must_mention"))
                 or store.dump() != before
             )
-        if raw_turns and not checkable:
+        if raw_turns and not checkable and not any(d.blocking for d in self.defects):
             self.add(
                 "no-check",
                 "no turn writes, is refused or has a fact to convey: any agent would pass",

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_crmbench.results.stream import read_jsonl
 from pytest_crmbench.results.summary import ENVIRONMENT_FAMILIES, is_agent_item, summarize
 from pytest_crmbench.runner.records import ItemResult
 
@@ -38,21 +37,69 @@ class GateVerdict:
         return {"passed": self.passed, "reasons": self.reasons, "regressions": self.regressions}
 
 
+class BaselineError(ValueError):
+    """The baseline is not a report or results stream of this benchmark."""
+
+
+def _baseline_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The item results a baseline holds (a pytest-json-report file of a benchmark run,
+    or a ``--crm-results`` stream); :class:`BaselineError` when it is neither."""
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{where}: cannot be read ({exc})") from None
+    rows: list[dict[str, Any]] = []
+    stripped = text.strip()
+    if stripped.startswith("{") and "\n{" not in stripped:
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise BaselineError(f"{where}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(data, dict) or "crmbench" not in data:
+            raise BaselineError(f"{where}: not a report of a crmbench run (no 'crmbench' section)")
+        for test in data.get("tests", []):
+            meta = test.get("metadata", {}).get("crmbench") if isinstance(test, dict) else None
+            if isinstance(meta, dict):
+                rows.append(meta)
+    else:
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(text.splitlines()):
+                    continue  # a torn last line of a killed run
+                raise BaselineError(f"{where}:{number}: not a JSON line") from None
+            if isinstance(row, dict) and "crmbench_run" in row:
+                continue  # the stream's header
+            if not isinstance(row, dict) or "case_id" not in row or "outcome" not in row:
+                raise BaselineError(f"{where}:{number}: not a crmbench result (no case_id/outcome)")
+            rows.append(row)
+    if not rows:
+        raise BaselineError(f"{where}: holds no item results")
+    return rows
+
+
+def baseline_problems(path: str) -> list[str]:
+    """Why ``path`` cannot serve as a baseline (empty when it can)."""
+    try:
+        _baseline_rows(path)
+    except BaselineError as exc:
+        return [
+            f"--crm-baseline: {exc}; give the JSON report or the --crm-results file of "
+            "an earlier run"
+        ]
+    return []
+
+
 def baseline_outcomes(path: str | os.PathLike[str]) -> dict[str, bool]:
     """case_id → passed (all trials) from a previous JSON report or JSONL results file."""
-    text = Path(path).read_text(encoding="utf-8")
-    rows: list[dict[str, Any]] = []
-    if text.lstrip().startswith("{") and "\n{" not in text.strip():
-        data = json.loads(text)
-        for test in data.get("tests", []):
-            meta = test.get("metadata", {}).get("crmbench")
-            if meta:
-                rows.append(meta)
-        rows.extend(data.get("crmbench", {}).get("results", []))
-    else:
-        rows = list(read_jsonl(path))
     outcome: dict[str, bool] = {}
-    for r in rows:
+    for r in _baseline_rows(path):
         if r.get("family") not in ENVIRONMENT_FAMILIES and r.get("outcome") in ("passed", "failed"):
             outcome[r["case_id"]] = outcome.get(r["case_id"], True) and r["outcome"] == "passed"
     return outcome
@@ -87,12 +134,16 @@ def evaluate_gate(gate: Gate, results: Sequence[ItemResult]) -> GateVerdict:
         for r in results:
             if is_agent_item(r) and r["outcome"] in ("passed", "failed"):
                 now[r["case_id"]] = now.get(r["case_id"], True) and r["outcome"] == "passed"
-        verdict.regressions = sorted(c for c, ok in now.items() if before.get(c) and not ok)
+        compared = sorted(set(now) & set(before))
+        verdict.regressions = [c for c in compared if before[c] and not now[c]]
         allowed = gate.max_regressions or 0
-        ok = len(verdict.regressions) <= allowed
+        ok = len(verdict.regressions) <= allowed and bool(compared)
         verdict.passed &= ok
-        verdict.reasons.append(
-            f"{len(verdict.regressions)} regression(s) vs baseline "
-            f"{'≤' if ok else '>'} allowed {allowed}"
-        )
+        if not compared:
+            verdict.reasons.append("the baseline shares no judged case with this run")
+        else:
+            verdict.reasons.append(
+                f"{len(verdict.regressions)} regression(s) vs baseline "
+                f"{'≤' if ok else '>'} allowed {allowed} ({len(compared)} cases compared)"
+            )
     return verdict

@@ -1,14 +1,22 @@
-"""The JSONL results stream: one line per finished item, safe against a crash."""
+"""The JSONL results stream: one line per finished item, safe against a crash.
+
+Each run starts its part of the file with a header line (``{"crmbench_run": {...}}``:
+the run's identity — agent, model, dataset, backend, the settings that change
+verdicts — and where it ran), so ``--crm-resume`` can refuse to mix two different runs.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from pytest_crmbench.runner.records import ItemResult
+
+HEADER_KEY = "crmbench_run"
 
 
 class ResultsStream:
@@ -31,7 +39,14 @@ class ResultsStream:
                 fh.truncate(cut)
 
     def write(self, result: ItemResult) -> None:
-        self._fh.write(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._line(dict(result))
+
+    def write_header(self, header: dict[str, Any]) -> None:
+        """Start a run's part of the stream with its identity."""
+        self._line({HEADER_KEY: header})
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -55,6 +70,26 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class StreamPart:
+    """The last run's part of a results stream: its header (None in a stream written
+    before headers existed) and its item results."""
+
+    header: dict[str, Any] | None
+    results: list[ItemResult]
+
+
+def read_stream(path: str | os.PathLike[str]) -> StreamPart:
+    header: dict[str, Any] | None = None
+    rows: list[ItemResult] = []
+    for row in read_jsonl(path):
+        if isinstance(row.get(HEADER_KEY), dict):
+            header, rows = row[HEADER_KEY], []
+        elif "case_id" in row:
+            rows.append(cast(ItemResult, row))
+    return StreamPart(header, rows)
+
+
 def read_results(path: str | os.PathLike[str]) -> list[ItemResult]:
-    """The item results of a results stream (written by :class:`ResultsStream`)."""
-    return [cast(ItemResult, row) for row in read_jsonl(path)]
+    """The item results of the last run in a results stream."""
+    return read_stream(path).results

@@ -79,6 +79,7 @@ class ItemResult(TypedDict):
     problems: NotRequired[list[str]]  # golden sandbox: what differed
     result: NotRequired[Any]  # golden sandbox: what the call returned
     oracle: NotRequired[bool]  # the agent was given, or took, reference data
+    model: NotRequired[dict[str, str | None]]  # name, provider, host of a model-backed agent
 
 
 ANSWER_KEY_REASON = "the agent opened the benchmark's answer key"

@@ -20,11 +20,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pytest_crmbench.agents.base import (
     Agent,
     AgentUnavailable,
     Briefing,
+    DescribesModel,
     LearnsFromFeedback,
     ReportsUsage,
     ToolResult,
@@ -308,6 +310,9 @@ class Runner:
         }
         if oracle:
             result["oracle"] = True
+        if isinstance(agent, DescribesModel):
+            host = urlsplit(agent.base_url).hostname if agent.base_url else None
+            result["model"] = {"name": agent.model, "provider": agent.provider, "host": host}
         if opts.feedback != "off" and isinstance(agent, LearnsFromFeedback):
             view = _feedback_view(result, briefing.session, lessons, opts.feedback)
             self._guard(agent.feedback, view)
