@@ -236,7 +236,10 @@ def _dataset_paths(raw: str) -> tuple[str, ...]:
     for part in (p.strip() for p in raw.split(",") if p.strip()):
         path = Path(part)
         if path.is_dir():
-            out += sorted(str(p) for p in path.glob("*.jsonl"))
+            found = sorted(str(p) for p in path.glob("*.jsonl"))
+            if not found:
+                raise pytest.UsageError(f"--crm-dataset: {part} holds no *.jsonl dataset")
+            out += found
         elif path.is_file():
             out.append(str(path))
         else:

@@ -21,7 +21,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from pytest_crmbench.items import Case
-from pytest_crmbench.results import Gate, evaluate_gate, render_summary, summarize
+from pytest_crmbench.results import (
+    Gate,
+    baseline_outcomes,
+    evaluate_gate,
+    render_summary,
+    summarize,
+)
 from pytest_crmbench.runner.records import ItemResult
 from pytest_crmbench.state import CrmState
 
@@ -52,6 +58,20 @@ class CrmSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
+
+    # -- collection (a plain run: the controller of an xdist run collects nothing) ----
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """A baseline that shares no case with what runs now would compare nothing."""
+        baseline = self.state.settings.baseline
+        if not baseline:
+            return
+        cases = {c.case_id for c in map(item_case, items) if c is not None}
+        if cases and not cases & set(baseline_outcomes(baseline)):
+            raise pytest.UsageError(
+                f"--crm-baseline: {baseline} shares no judged case with the {len(cases)} "
+                "selected items; compare runs of the same dataset and selection"
+            )
 
     # -- results ----------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -23,7 +23,11 @@ from plugin_support.project import (
 
 
 def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    """The item lines of a results stream (not the runs' header lines)."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if not line.startswith('{"crmbench_run"')]
 
 
 def _kill_after(cmd: list[str], cwd: Path, results: Path, finished: int) -> int:
