@@ -1,8 +1,5 @@
-"""Every task and refusal the generator can draw, by name, with the workflows it serves.
-
-The tables are here, in one place, so the plan (``generator``) and the workflow modules
-that write the turns do not need to know about each other.
-"""
+"""Every task and refusal by name, with the workflows it serves: the tables the generator
+draws from, in one place so the workflow modules need not know the plan."""
 
 from __future__ import annotations
 

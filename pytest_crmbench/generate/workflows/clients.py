@@ -1,6 +1,4 @@
-"""Client requests (create, modify, look up, list) and the unique-email rule, since a new
-client or a changed email is where that rule bites.
-"""
+"""Client requests, and the unique-email rule that new clients and changed emails meet."""
 
 from __future__ import annotations
 
@@ -34,7 +32,7 @@ from pytest_crmbench.generate.workflows.common import (
 DUP_EMAIL = "Client already exists with email"
 
 
-# == what users say ================================================================
+# == what users say ==================================================================
 T_CREATE_CLIENT = (
     "add a new client: <name>, email <email>, status <status><extras>",
     "create a client called <name> (<email>) as <a_status> client<extras>",
@@ -89,6 +87,10 @@ Q_CLIENT_LIST = (
 )
 
 
+A_STATUS = {"Prospect": "a prospect", "Active": "an active", "Inactive": "an inactive"}
+
+
+# == tasks ===========================================================================
 def new_company(b: Builder) -> tuple[str, str, str]:
     """(name, industry, email domain) of a company not in the CRM."""
     rng = b.rng
@@ -103,9 +105,6 @@ def new_company(b: Builder) -> tuple[str, str, str]:
         domain = slug(head + tail.replace("Co.", "")) + rng.choice(pools.TLDS)
         return name, industry, domain
     raise Skip("no company name")
-
-
-A_STATUS = {"Prospect": "a prospect", "Active": "an active", "Inactive": "an inactive"}
 
 
 def t_create_client(b: Builder, topic: str) -> None:
@@ -236,22 +235,14 @@ def r_duplicate_email(b: Builder, room: int, topic: str) -> None:
         name, _industry, domain = new_company(b)
         status = rng.choice(("Prospect", "Active"))
         args: dict[str, Any] = {"name": name, "email": said, "status": status}
-        refuse(
-            b,
-            topic,
-            None,
-            [
-                "add a new client: <n>, email <e>, status <s>",
-                "create the client <n> with email <e>, <s>",
-                "set up <n> as <a_sl> client — their email is <e>",
-            ],
-            Call("create_new_client", args),
-            DUP_EMAIL,
-            n=name,
-            e=said,
-            s=status,
-            a_sl=A_STATUS[status],
-        )
+        asks = [
+            "add a new client: <n>, email <e>, status <s>",
+            "create the client <n> with email <e>, <s>",
+            "set up <n> as <a_sl> client — their email is <e>",
+        ]
+        create = Call("create_new_client", args)
+        a_sl = A_STATUS[status]
+        refuse(b, topic, None, asks, create, DUP_EMAIL, n=name, e=said, s=status, a_sl=a_sl)
         if recovers(b, room):
             email = b.new_email(rng.choice(("info", "hello", "office")), domain)
             fixed = Call("create_new_client", {**args, "email": email})
@@ -261,19 +252,13 @@ def r_duplicate_email(b: Builder, room: int, topic: str) -> None:
     others = [c for c in clients if c["client_id"] != owner_of["client_id"]]
     target = b.prefer("client", others, 0.8)
     cid = str(target["client_id"])
-    refuse(
-        b,
-        topic,
-        locate(b, "client", cid),
-        [
-            "change the email of <c> to <e>",
-            "update <c> with the email <e>",
-            "set the email for <c> to <e>",
-        ],
-        modify("client", cid, email=said),
-        DUP_EMAIL,
-        e=said,
-    )
+    asks = [
+        "change the email of <c> to <e>",
+        "update <c> with the email <e>",
+        "set the email for <c> to <e>",
+    ]
+    ref = locate(b, "client", cid)
+    refuse(b, topic, ref, asks, modify("client", cid, email=said), DUP_EMAIL, e=said)
     if recovers(b, room):
         domain = str(target["email"]).split("@")[1]
         email = b.new_email(rng.choice(("billing", "finance", "crm")), domain)

@@ -1,10 +1,8 @@
-"""The one shape every task and refusal has, and the values several workflows share.
+"""The shape every task and refusal shares, and the values several workflows use.
 
-A task locates a record, phrases the request about it and commits the lookups plus its
-call (:func:`act`); a refusal does the same with a call that must fail (:func:`refuse`)
-and may be followed by the user's corrected request (:func:`recover`). The helpers take
-only what differs, so a task's body is its choices. Every value is drawn from ``b.rng``
-in a fixed order: the dataset depends on that order, byte for byte.
+A task locates a record, phrases a request about it and commits the lookups plus its call;
+the helpers take only what differs. Values are drawn from ``b.rng`` in a fixed order: the
+dataset depends on that order, byte for byte.
 """
 
 from __future__ import annotations

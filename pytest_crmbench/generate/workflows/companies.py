@@ -1,6 +1,4 @@
-"""Company searches (partners, vendors, competitors): a separate table from clients, so
-the agent must pick the right tool for "which vendors do we work with?".
-"""
+"""Company searches: a table apart from clients, so the agent must pick the right tool."""
 
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ from typing import Any
 from pytest_crmbench.generate.builder import Builder, Call, Skip
 from pytest_crmbench.generate.workflows.common import act, list_ok, names_facts, req_or_ask
 
-# == what users say ================================================================
+# == what users say ==================================================================
 Q_COMPANY: dict[str, tuple[str, ...]] = {
     "type": (
         "which <t_lc> companies do we work with?",
@@ -33,6 +31,7 @@ Q_COMPANY: dict[str, tuple[str, ...]] = {
 }
 
 
+# == tasks ===========================================================================
 def t_company_search(b: Builder, topic: str) -> None:
     rng = b.rng
     companies = b.rows("companies")

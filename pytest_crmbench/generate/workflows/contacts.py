@@ -1,6 +1,4 @@
-"""Contact requests (create, modify, look up, list) and the email-format rule, since a
-contact's email is typed by hand.
-"""
+"""Contact requests, and the email-format rule (contacts' emails are typed by hand)."""
 
 from __future__ import annotations
 
@@ -34,7 +32,7 @@ from pytest_crmbench.generate.workflows.common import (
 BAD_EMAIL = "must be a valid email address"
 
 
-# == what users say ================================================================
+# == what users say ==================================================================
 T_CREATE_CONTACT = (
     "add <full> as a contact at <c><title><extras>",
     "create a contact for <c>: <full><title><extras>",
@@ -75,6 +73,7 @@ Q_CONTACT_LIST = (
 )
 
 
+# == tasks ===========================================================================
 def t_create_contact(b: Builder, topic: str) -> None:
     rng = b.rng
     c = pick_client(b, 0.85)
@@ -217,20 +216,14 @@ def r_invalid_email(b: Builder, room: int, topic: str) -> None:
         bad = _broken_email(b, first, last, domain)
         args: dict[str, Any] = {"first_name": first, "last_name": last, "client_id": cid}
         args["email"] = bad
-        refuse(
-            b,
-            CONTACT,
-            locate(b, "client", cid),
-            [
-                "add <p> as a contact at <c>, email <e>",
-                "create a contact for <c>: <p>, <e>",
-                "new contact at <c> — <p> (email: <e>)",
-            ],
-            Call("create_new_contact", args),
-            BAD_EMAIL,
-            p=f"{first} {last}",
-            e=bad,
-        )
+        asks = [
+            "add <p> as a contact at <c>, email <e>",
+            "create a contact for <c>: <p>, <e>",
+            "new contact at <c> — <p> (email: <e>)",
+        ]
+        ref = locate(b, "client", cid)
+        create = Call("create_new_contact", args)
+        refuse(b, CONTACT, ref, asks, create, BAD_EMAIL, p=f"{first} {last}", e=bad)
         if recovers(b, room):
             good = f"{slug(first)}.{slug(last)}@{domain}"
             fixed = Call("create_new_contact", {**args, "email": good})

@@ -1,6 +1,4 @@
-"""Contract requests (create, search) and the contract rules: dates in order, and a linked
-deal that belongs to the contract's client.
-"""
+"""Contract requests, and the rules on contract dates and the linked deal's client."""
 
 from __future__ import annotations
 
@@ -30,7 +28,7 @@ DATES = "Contract end date must not be before its start date"
 WRONG_CLIENT = "does not belong to client"
 
 
-# == what users say ================================================================
+# == what users say ==================================================================
 T_CREATE_CONTRACT = (
     "create <a_status> contract for <c><link>, value <v>, running <s> to <e><url>",
     "set up a contract with <c>: <v>, from <s> through <e><status_tail><link><url>",
@@ -48,6 +46,7 @@ Q_CONTRACT_LIST = (
 )
 
 
+# == tasks ===========================================================================
 def contract_dates(b: Builder) -> tuple[date, date, int]:
     rng = b.rng
     month = rng.randint(0, 6)
@@ -190,21 +189,14 @@ def r_contract_dates(b: Builder, room: int, topic: str) -> None:
         "end_date": wrong.isoformat(),
         "value": value,
     }
-    refuse(
-        b,
-        CONTRACT,
-        ref,
-        [
-            "create a contract for <c>, value <v>, starting <s> and ending <e>",
-            "set up a contract with <c>: <v>, from <s> to <e>",
-            "add a contract for <c> worth <v> running <s> through <e>",
-        ],
-        Call("create_contract", args),
-        DATES,
-        v=b.say_money(value),
-        s=b.say_date(start, with_short=False),
-        e=b.say_date(wrong, with_short=False),
-    )
+    asks = [
+        "create a contract for <c>, value <v>, starting <s> and ending <e>",
+        "set up a contract with <c>: <v>, from <s> to <e>",
+        "add a contract for <c> worth <v> running <s> through <e>",
+    ]
+    v, s = b.say_money(value), b.say_date(start, with_short=False)
+    e = b.say_date(wrong, with_short=False)
+    refuse(b, CONTRACT, ref, asks, Call("create_contract", args), DATES, v=v, s=s, e=e)
     if recovers(b, room):
         fixed = Call("create_contract", {**args, "end_date": end.isoformat()})
         instead = ["it ends <e>", "the end date is <e>", "end it on <e>"]

@@ -1,6 +1,5 @@
-"""The refusal no single workflow owns: acting on a deal or quote that was deleted earlier
-in the same conversation. The CRM answers "not found", and the user moves on.
-"""
+"""The refusal no workflow owns: acting on a deal or quote deleted earlier in the same
+conversation (the CRM answers "not found"; the user moves on)."""
 
 from __future__ import annotations
 
@@ -47,7 +46,7 @@ def _delete_first(b: Builder, room: int, topic: str) -> None:
     if room < 2:
         raise Skip("no room to delete first")
     before = len(b.turns)
-    if topic in (OPP,) or rng.random() < 0.4:
+    if topic == OPP or rng.random() < 0.4:
         t_delete_opportunity(b, OPP if topic != QUOTE else topic)
     else:
         t_delete_quote(b, QUOTE)

@@ -1,6 +1,4 @@
-"""Document uploads on any record, and the file-name rules the CRM enforces (supported
-type, allowed characters, an extension): the rules users break most with real files.
-"""
+"""Document uploads on any record, and the file-name rules users break with real files."""
 
 from __future__ import annotations
 
@@ -28,7 +26,7 @@ BAD_CHARS = "may only include letters, numbers, dots, underscores, and hyphens"
 NO_EXT = "must include an extension"
 
 
-# == what users say ================================================================
+# == what users say ==================================================================
 T_UPLOAD = (
     "attach <file> to <t>",
     "upload <file> to <t>",
@@ -41,6 +39,7 @@ T_UPLOAD = (
 )
 
 
+# == tasks ===========================================================================
 def file_stem(b: Builder, kind: str, rid: str) -> tuple[str, str, tuple[str, ...]]:
     """(stem, what the document is in words, allowed extensions for it)."""
     rng = b.rng
@@ -141,22 +140,14 @@ def _upload_refusal(b: Builder, room: int, topic: str, how: str) -> None:
     # Said now, used on the next turn: the correction is drawn before the refusal.
     fix = P.say(rng, fixes, g=good, e=exts[0].upper())
     args = {**entity(ref.kind, ref.rid), "file_name": bad}
-    refuse(
-        b,
-        topic,
-        ref,
-        [
-            "upload <f> to <t>",
-            "attach <f> to <t>",
-            "attach the <w> to <t> — the file is <f>",
-            "put the file <f> on <it>",
-        ],
-        Call("upload_document", args),
-        error,
-        f=bad if how == "no_ext" or rng.random() < 0.5 else f'"{bad}"',
-        t=ref.np,
-        w=what,
-    )
+    asks = [
+        "upload <f> to <t>",
+        "attach <f> to <t>",
+        "attach the <w> to <t> — the file is <f>",
+        "put the file <f> on <it>",
+    ]
+    f = bad if how == "no_ext" or rng.random() < 0.5 else f'"{bad}"'
+    refuse(b, topic, ref, asks, Call("upload_document", args), error, f=f, t=ref.np, w=what)
     if recovers(b, room) and good not in b.used_files:
         b.used_files.add(good)
         upload = Call("upload_document", {**args, "file_name": good})

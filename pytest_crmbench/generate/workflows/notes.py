@@ -1,5 +1,4 @@
-"""Notes on any record: the collaboration workflow, and the turn that ends many chains
-("log that they want a discount")."""
+"""Notes on any record: the collaboration workflow, and where many chains end."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from pytest_crmbench.generate.workflows.common import (
     req,
 )
 
-# == what users say ================================================================
+# == what users say ==================================================================
 T_NOTE = (
     "add a note to <t>: <qc>",
     "log a note on <it> saying <qc>",
@@ -32,6 +31,7 @@ T_NOTE = (
 )
 
 
+# == tasks ===========================================================================
 def t_add_note(b: Builder, topic: str, kinds: Sequence[str] = TARGET_KINDS_NOTE) -> None:
     rng = b.rng
     ref = pick_target(b, kinds)

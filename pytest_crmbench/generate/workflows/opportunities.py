@@ -1,7 +1,5 @@
-"""Opportunity requests — create, modify, clone, delete, find, list, view, summarize — and
-the opportunity rules the CRM enforces (past close date, probability, closed deals, amount
-limit), since deals are a third of the production traffic and most chains start here.
-"""
+"""Opportunity requests and the deal rules (close date, probability, closed deals, amount
+limit): deals are a third of production traffic, and most chains start with one."""
 
 from __future__ import annotations
 
@@ -21,6 +19,7 @@ from pytest_crmbench.generate.workflows.common import (
     ask,
     ask_list,
     commit,
+    entity,
     future_iso,
     list_ok,
     listed_names,
@@ -50,7 +49,7 @@ CLOSED_EDIT = "Cannot modify closed opportunity fields"
 TOO_BIG = "must not exceed 10,000,000"
 
 
-# == what users say ================================================================
+# == what users say ==================================================================
 T_CREATE_OPP = (
     "log a new [deal|opportunity|opp] for <c>: <qname>, <amount>, <stage> stage<extras>",
     "create an opportunity called <qname> for <c> — <amount>, stage <stage><extras>",
@@ -222,6 +221,7 @@ T_DETAILS_ALIAS = (
 )
 
 
+# == create ===========================================================================
 def new_topic(b: Builder) -> str:
     names = [str(o["name"]) for o in b.rows("opportunities")]
     for _ in range(40):
@@ -248,9 +248,6 @@ def prob_for(b: Builder, stage: str) -> int:
         "Negotiation": (12, 18),
     }.get(stage, (2, 18))
     return b.rng.randint(low, high) * 5
-
-
-# == create ==========================================================================
 
 
 def t_create_opportunity(b: Builder, topic: str) -> None:
@@ -294,8 +291,6 @@ def t_create_opportunity(b: Builder, topic: str) -> None:
 
 
 # == modify ==========================================================================
-
-
 def opp_update_value(b: Builder, o: dict[str, Any], fld: str) -> tuple[Any, str]:
     """A new value for one opportunity field, and how the user says it."""
     rng = b.rng
@@ -382,8 +377,6 @@ def t_modify_opportunity(b: Builder, topic: str) -> None:
 
 
 # == clone, delete ===================================================================
-
-
 def t_clone_opportunity(b: Builder, topic: str) -> None:
     pool = b.open_opps() if b.rng.random() < 0.85 else b.closed_opps()
     pool = [o for o in pool if "(Clone)" not in str(o["name"])]
@@ -405,8 +398,6 @@ def t_delete_opportunity(b: Builder, topic: str) -> None:
 
 
 # == find, list, summarize ===========================================================
-
-
 def t_find_opportunity(b: Builder, topic: str) -> None:
     """opportunity_search for one deal the user names (a lookup that answers a question)."""
     o = pick_unseen(b, "opportunity")
@@ -510,8 +501,6 @@ t_account_pipeline = partial(t_summarize, with_client=True)
 
 
 # == details =========================================================================
-
-
 def _view(b: Builder, topic: str, tool: str, kind: str) -> None:
     opps = b.rows("opportunities")
     if kind == "quotes":
@@ -594,28 +583,22 @@ def r_past_close(b: Builder, room: int, topic: str) -> None:
     said = b.say_date(past, with_short=False)
     if rng.random() < 0.7:
         oid = str(pick_open_opp(b)["opportunity_id"])
-        refuse(
-            b,
-            topic,
-            locate(b, "opportunity", oid),
-            [
-                "push the close date of <opp> to <d>",
-                "set <it> to close on <d>",
-                "change the expected close of <opp> to <d>",
-                "update the close date on <opp> to <d>",
-            ],
-            modify("opportunity", oid, close_date=past.isoformat()),
-            PAST,
-            d=said,
-        )
+        asks = [
+            "push the close date of <opp> to <d>",
+            "set <it> to close on <d>",
+            "change the expected close of <opp> to <d>",
+            "update the close date on <opp> to <d>",
+        ]
+        ref = locate(b, "opportunity", oid)
+        too_early = modify("opportunity", oid, close_date=past.isoformat())
+        refuse(b, topic, ref, asks, too_early, PAST, d=said)
         if recovers(b, room):
             d = b.future_date()
             fixed = modify("opportunity", oid, close_date=d.isoformat())
             instead = ["use <d> instead", "make it <d> then", "set it to <d>"]
-            about = [("opportunity", oid)]
-            recover(
-                b, topic, instead, fixed, lambda r: [d.isoformat()], about=about, d=b.say_date(d)
-            )
+            facts = [d.isoformat()]
+            about = [ref.about]
+            recover(b, topic, instead, fixed, lambda r: facts, about=about, d=b.say_date(d))
         return
     asks = [
         "log a new deal for <c>: <n>, <a>, <s>, closing <d>",
@@ -640,33 +623,29 @@ def r_probability(b: Builder, room: int, topic: str) -> None:
     error = PROB_WHOLE if value != int(value) else PROB_RANGE
     o = pick_open_opp(b)
     oid = str(o["opportunity_id"])
-    refuse(
-        b,
-        topic,
-        locate(b, "opportunity", oid),
-        [
+    if value:
+        asks = [
             "set the probability on <opp> to <p>",
             "update <it> to a <p> win probability",
             "change the win probability of <opp> to <p>",
             "!we're certain about <opp> — make the probability <p>",
             "put the probability of <opp> at <p>",
         ]
-        if value
-        else [
+    else:
+        asks = [
             "set the probability on <opp> to <p> — they went quiet",
             "drop the win probability of <opp> to <p>",
-        ],
-        modify("opportunity", oid, probability=value),
-        error,
-        p=P.percent(rng, value),
-    )
+        ]
+    ref = locate(b, "opportunity", oid)
+    wrong = modify("opportunity", oid, probability=value)
+    refuse(b, topic, ref, asks, wrong, error, p=P.percent(rng, value))
     if recovers(b, room):
         good = rng.choice([v for v in (5, 10, 35, 60, 90, 95, 99) if v != o.get("probability")])
         fixed = modify("opportunity", oid, probability=good)
         instead = ["make it <p> then", "set it to <p> instead", "use <p>"]
-        about = [("opportunity", oid)]
+        facts = [f"{good}%"]
         recover(
-            b, topic, instead, fixed, lambda r: [f"{good}%"], about=about, p=P.percent(rng, good)
+            b, topic, instead, fixed, lambda r: facts, about=[ref.about], p=P.percent(rng, good)
         )
 
 
@@ -695,13 +674,11 @@ def r_closed_edit(b: Builder, room: int, topic: str) -> None:
     refuse(b, topic, ref, asks, modify("opportunity", oid, **{fld: value}), CLOSED_EDIT, v=said)
     if not recovers(b, room):
         return
-    about = [("opportunity", oid)]
+    about = [ref.about]
     kind = rng.choice(["note", "owner", "clone"])
     if kind == "note":
         content = note_text(b)
-        note = Call(
-            "add_note", {"entity_type": "Opportunity", "entity_id": oid, "content": content}
-        )
+        note = Call("add_note", {**entity("opportunity", oid), "content": content})
         instead = ["then just add a note to it: <c>", "add a note on the deal instead: <c>"]
         recover(b, topic, instead, note, about=about, c=P.quote_text(rng, content))
     elif kind == "owner":

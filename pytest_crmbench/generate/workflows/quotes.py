@@ -1,8 +1,5 @@
-"""Quote requests: create, modify, cancel, delete, search, details, compare, prefixes.
-
-A quote is usually named through its deal ("the v2 quote on the Acme renewal"), so these
-tasks lean on the deal the conversation is about.
-"""
+"""Quote requests. A quote is usually named through its deal, so these lean on the deal in
+focus."""
 
 from __future__ import annotations
 
@@ -30,7 +27,7 @@ from pytest_crmbench.generate.workflows.common import (
     search_until,
 )
 
-# == what users say ================================================================
+# == what users say ==================================================================
 T_CREATE_QUOTE = (
     "create a <status_lc> quote on <opp> for <amount><extras>",
     "draft a quote for <opp>: <amount>, status <status><extras>",
@@ -118,6 +115,7 @@ Q_PREFIXES = (
 )
 
 
+# == tasks ===========================================================================
 def t_create_quote(b: Builder, topic: str) -> None:
     rng = b.rng
     o = pick_open_opp(b, 0.85)
@@ -152,7 +150,7 @@ def t_create_quote(b: Builder, topic: str) -> None:
         status_lc=status.lower(),
         extras="".join(extras),
     )
-    core = core.replace("a approved", "an approved")
+    core = core.replace("a approved", "an approved")  # "a <status_lc> quote"
     commit(
         b,
         topic,
