@@ -1,6 +1,6 @@
 """Building one conversation turn by turn against a live CRM.
 
-Tasks (:mod:`.tasks`) write the user's words and the reference calls with real ids; the
+Tasks (:mod:`.workflows`) write the user's words and the reference calls with real ids; the
 :class:`Builder` executes each turn at once on a memory store (same clock and id factory
 as the runner's reference run), so tasks can look at real results when they choose
 values and reply facts. When the conversation is finished, ids of records created

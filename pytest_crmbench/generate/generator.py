@@ -39,8 +39,7 @@ from pytest_crmbench.generate.builder import (
     Skip,
 )
 from pytest_crmbench.generate.localseed import make_local_seed
-from pytest_crmbench.generate.refusals import REFUSALS
-from pytest_crmbench.generate.tasks import (
+from pytest_crmbench.generate.workflows import (
     CLIENT,
     COMPANY,
     CONTACT,
@@ -49,6 +48,7 @@ from pytest_crmbench.generate.tasks import (
     NOTES,
     OPP,
     QUOTE,
+    REFUSALS,
     TASKS,
 )
 from pytest_crmbench.locations import data_file

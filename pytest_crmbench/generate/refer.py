@@ -11,7 +11,8 @@ tells them apart (client, amount, stage, industry …) and the conversation is t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_crmbench.generate import phrasing as P
@@ -26,6 +27,13 @@ class Ref:
     it: str
     calls: list[Call] = field(default_factory=list)
     name: str = ""  # a name-like phrase usable as a subject (never a pronoun)
+    kind: str = ""  # the record pointed at (set by :func:`locate`)
+    rid: str = ""
+
+    @property
+    def about(self) -> tuple[str, str]:
+        """The record as a turn's mention: (kind, id)."""
+        return self.kind, self.rid
 
 
 def count_sub(fragment: str, names: list[str]) -> int:
@@ -316,3 +324,17 @@ def locate_contract(b: Builder, kid: str, *, pronoun_ok: bool = True) -> Ref:
     np = _contract_np(b, k, client.np, others)
     calls = [*client.calls, Call("contract_search", {"client_id": k["client_id"]})]
     return Ref(np, np, calls, np)
+
+
+LOCATORS: dict[str, Callable[..., Ref]] = {
+    "opportunity": locate_opp,
+    "quote": locate_quote,
+    "contract": locate_contract,
+    "client": locate_client,
+    "contact": locate_contact,
+}
+
+
+def locate(b: Builder, kind: str, rid: str, *, pronoun_ok: bool = True) -> Ref:
+    """How the user points at the ``kind`` record ``rid``, and the lookups that find it."""
+    return replace(LOCATORS[kind](b, rid, pronoun_ok=pronoun_ok), kind=kind, rid=rid)
