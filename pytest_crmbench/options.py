@@ -258,8 +258,11 @@ class Settings:
             out += baseline_problems(self.baseline)
         if self.dataset:
             for part in (p.strip() for p in self.dataset.split(",") if p.strip()):
-                if not Path(part).exists():
+                path = Path(part)
+                if not path.exists():
                     out.append(f"--crm-dataset: no such file or folder: {part}")
+                elif path.is_dir() and not any(path.glob("*.jsonl")):
+                    out.append(f"--crm-dataset: {part} holds no *.jsonl dataset")
         return out
 
     def identity(self) -> dict[str, Any]:

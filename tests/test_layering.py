@@ -51,6 +51,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+MODULES = {_module_name(p) for p in ROOT.rglob("*.py")}
+
+
 def _imports(path: Path) -> list[Import]:
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
@@ -70,9 +73,14 @@ def _imports(path: Path) -> list[Import]:
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                targets = [".".join([*base, node.module] if node.module else base)]
-            elif node.module:
-                targets = [node.module]
+                module_name = ".".join([*base, node.module] if node.module else base)
+            else:
+                module_name = node.module or ""
+            # ``from pkg import submodule`` imports the submodule, not (only) the package.
+            targets = [
+                f"{module_name}.{a.name}" if f"{module_name}.{a.name}" in MODULES else module_name
+                for a in node.names
+            ]
         elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         for target in targets:
@@ -104,9 +112,6 @@ def _resolve(target: str, modules: set[str]) -> str:
     while target not in modules and "." in target:
         target = target.rpartition(".")[0]
     return target
-
-
-MODULES = {_module_name(p) for p in ROOT.rglob("*.py")}
 
 
 def test_every_part_of_the_package_has_a_layer() -> None:

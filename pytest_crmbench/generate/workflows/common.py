@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_crmbench.dataset import workflows
 from pytest_crmbench.generate import phrasing as P
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import (
@@ -26,14 +27,15 @@ from pytest_crmbench.generate.builder import (
 )
 from pytest_crmbench.generate.refer import Ref, locate
 
-OPP = "Opportunity Management"
-CLIENT = "Client Management"
-CONTACT = "Contact Management"
-QUOTE = "Quote Management"
-CONTRACT = "Contract Management"
-COMPANY = "Company / Account Management"
-DOCUMENT = "Document Management"
-NOTES = "Notes & Collaboration"
+# The workflow names, from the one table of them.
+OPP = workflows.OPPORTUNITY
+CLIENT = workflows.CLIENT
+CONTACT = workflows.CONTACT
+QUOTE = workflows.QUOTE
+CONTRACT = workflows.CONTRACT
+COMPANY = workflows.COMPANY
+DOCUMENT = workflows.DOCUMENT
+NOTES = workflows.NOTES
 
 m = P.money_fact
 Wrap = Callable[[Builder, str], str]
