@@ -185,7 +185,12 @@ def crm_result(
     """Run the item's case now (setup), so only the verdict is left for the test body."""
     result: ItemResult
     if crm_case.kind == "golden_sandbox" and crm_case.golden is not None:
-        result = run_sandbox(*crm_case.golden, crm_store)
+        try:
+            result = run_sandbox(*crm_case.golden, crm_store)
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                infrastructure_failure(f"database error: {exc}")
+            raise
     else:
         assert crm_case.conversation is not None
         runner = request.getfixturevalue("crm_runner")

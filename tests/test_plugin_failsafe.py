@@ -6,10 +6,13 @@ exit status or the size of the output is the point)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from plugin_support.project import MEMORY, load_report, make_project
+from plugin_support.project import BASE, MEMORY, load_report, make_project
 
 REPORT = ("--json-report", "--json-report-file=r.json")
 
@@ -218,3 +221,40 @@ def test_provider_and_model_are_in_the_report(pytester: pytest.Pytester) -> None
     crm = load_report(Path(pytester.path) / "r.json")["crmbench"]
     assert crm["agent"]["name"] == "replay" and crm["agent"]["model"] == "my-model"
     assert crm["summary"]["model_calls"] == 0 and crm["summary"]["retries"] == 0
+
+
+@pytest.mark.postgres
+def test_a_database_lost_mid_run_ends_the_run_quickly(pytester: pytest.Pytester) -> None:
+    """PostgreSQL stops while items run: the remaining items end as one-line errors
+    within moments, the run stops after three, nothing hangs."""
+    from pytest_crmbench.postgres import start_server
+
+    server = start_server("embedded")
+    try:
+        make_project(pytester, golden=False)  # 12 conversations, 0.3 s per turn
+        results = pytester.path / "r.jsonl"
+        cmd = [sys.executable, "-m", "pytest", *BASE, "-q", "--crm-backend=postgres"]
+        cmd += [f"--crm-postgres={server.admin_url}", "--agent", "crm_agents:SlowReplay"]
+        cmd += ["--crm-results=r.jsonl"]
+        proc = subprocess.Popen(
+            cmd, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + 120
+        while _items(results) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "no results streamed"
+            time.sleep(0.05)
+        server.stop()
+        lost = time.monotonic()
+        out, _ = proc.communicate(timeout=60)
+        assert time.monotonic() - lost < 30
+        assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+        assert "crmbench stopped the run: 3 items in a row could not be judged" in out
+        assert "database" in out and "Traceback" not in out
+    finally:
+        server.stop()
+
+
+def _items(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum('"case_id"' in line for line in path.read_text().splitlines())

@@ -239,9 +239,14 @@ class Runner:
         started = time.perf_counter()
         reference = self.reference_run(conv)
         opts = self.options
-        # Every user of the shared store resets it before use, so once is enough.
-        self.store.reset()
-        return self._run(conv, agent, reference, opts, trial, started)
+        try:
+            # Every user of the shared store resets it before use, so once is enough.
+            self.store.reset()
+            return self._run(conv, agent, reference, opts, trial, started)
+        except Exception as exc:  # the store's own calls, outside the agent's
+            if _is_database_error(exc):
+                raise InfrastructureError(f"database error: {_one_line(exc)}") from exc
+            raise
 
     def _run(
         self,
@@ -332,7 +337,7 @@ class Runner:
             raise
         except Exception as exc:
             if _is_database_error(exc):
-                raise InfrastructureError(f"database error: {exc}") from exc
+                raise InfrastructureError(f"database error: {_one_line(exc)}") from exc
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
             raise InfrastructureError(f"agent crashed: {tb}") from exc
 
@@ -474,6 +479,10 @@ def _apply_reference(store: Store, changes: Sequence[Change], idmap: V.IdMap) ->
             after = mapped(change.table, change.after)
             after.pop(BY_TABLE[change.table].key, None)
             store.update(change.table, key, after)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _is_database_error(exc: BaseException) -> bool:
