@@ -24,7 +24,20 @@ def test_refusal_detected(reply: str) -> None:
     assert V.says_refused(reply)
 
 
-@pytest.mark.parametrize("reply", ["Done.", "Updated the close date to 2025-09-01.", ""])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Done.",
+        "Updated the close date to 2025-09-01.",
+        "",
+        # status words in passing, once mistaken for refusals
+        "Done — note the earlier quote was Rejected.",
+        "I updated the stage; the old value was invalid",
+        "The deal can't be lost now — it's Closed-Won!",
+        # a different change than the one asked for
+        "I couldn't set 150%, so I set it to 100% instead.",
+    ],
+)
 def test_refusal_not_detected(reply: str) -> None:
     assert not V.says_refused(reply)
 

@@ -3,20 +3,21 @@
 * state: the agent's net change equals the reference's — generated ids matched by
   content, CRM timestamps ignored, numbers numerically, dates as dates, free text
   case- and whitespace-insensitively;
-* refusal: for turns the CRM must refuse, nothing changed and the reply says so;
+* refusal: for turns the CRM must refuse, nothing changed and the reply says so (a
+  failure reported, no change claimed: :mod:`pytest_crmbench.runner.refusal`);
 * reply: every required fact appears (number and date formats normalised);
 * action (diagnostic): the expected tools were called with matching arguments.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER, Entity, Record
 from pytest_crmbench.dataset.facts import norm_text
+from pytest_crmbench.runner import refusal
 from pytest_crmbench.runner.tracking import Change
 
 IdMap = dict[str, str]  # agent-side id -> reference-side id
@@ -197,18 +198,13 @@ def compare_changes(
 
 
 # == refusal =====================================================================
-_REFUSAL_RE = re.compile(
-    r"\b(can(?:'|’)?t|cannot|could(?: not|n(?:'|’)?t)|unable|not able|not possible|"
-    r"impossible|failed|fails|error|invalid|not allowed|isn(?:'|’)?t allowed|not permitted|"
-    r"won(?:'|’)?t|not supported|unsupported|rejected|refused|must be|must not|"
-    r"does(?: not|n(?:'|’)?t) exist|not found|no such|doesn(?:'|’)?t allow|didn(?:'|’)?t)\b",
-    re.IGNORECASE,
-)
-
-
 def says_refused(reply: str) -> bool:
-    """Whether the reply tells the user the request could not be carried out."""
-    return bool(_REFUSAL_RE.search(reply))
+    """Whether the reply tells the user the request was not carried out.
+
+    True only if it reports a failure and claims no change; see
+    :mod:`pytest_crmbench.runner.refusal` for the rule.
+    """
+    return refusal.says_refused(reply)
 
 
 # == action match ==================================================================
