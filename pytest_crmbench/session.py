@@ -111,6 +111,10 @@ class CrmSession:
         self.consecutive_errors = self.consecutive_errors + 1 if result["outcome"] == "error" else 0
         if not limit or self.consecutive_errors < limit or self.stopped:
             return
+        if self.session is not None and self.session.testscollected:
+            judged = len(self.state.results)
+            if judged >= self.session.testscollected:
+                return  # that was the last item: nothing left to spare
         self.stopped = (
             f"crmbench stopped the run: {self.consecutive_errors} items in a row could not be "
             f"judged ({result.get('error')}); fix the cause, then run again with "
@@ -141,6 +145,9 @@ class CrmSession:
         gate = Gate(s.min_pass_rate, s.baseline, s.max_regressions, s.max_error_rate)
         if gate.active:
             state.gate = evaluate_gate(gate, everything).as_dict()
+            if self.stopped:  # an incomplete run passes no gate
+                state.gate["passed"] = False
+                state.gate["reasons"].append("the run stopped before every item was judged")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -154,6 +161,8 @@ class CrmSession:
             # A resumed run ends as the uninterrupted run would have: judged on all items.
             bad = any(r["outcome"] in ("failed", "error") for r in self.state.latest)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if bad else pytest.ExitCode.OK
+        if self.stopped:
+            return  # interrupted: neither a resume nor the gate may call it a pass
         if self.state.gate is not None:  # the gate decides the exit status
             session.exitstatus = (
                 pytest.ExitCode.OK if self.state.gate["passed"] else pytest.ExitCode.TESTS_FAILED

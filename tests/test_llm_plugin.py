@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from plugin_support.project import MEMORY, REPO, load_report, make_project, metadata
+from plugin_support.project import MEMORY, REPO, load_report, make_project, metadata, stream_rows
 
 from pytest_crmbench.agents.pricing import PriceTable
 from pytest_crmbench.fakemodel import (
@@ -104,7 +104,7 @@ def test_claude_oracle_end_to_end_with_exact_usage_and_no_key_leak(
     assert summary["cost_usd"] == pytest.approx(expected, abs=1e-6)
     items = list(metadata(report).values())
     assert sum(m["usage"]["model_calls"] for m in items) == served["calls"]
-    streamed = [json.loads(x) for x in (pytester.path / "r.jsonl").read_text().splitlines()]
+    streamed = stream_rows(pytester.path / "r.jsonl")
     assert sum(r["usage"]["input_tokens"] for r in streamed) == served["input_tokens"]
     assert all(t["usage"]["latency_s"] > 0 for m in items for t in m["turns"])
     assert "claude" in result.stdout.str() and "cost:" in result.stdout.str()
@@ -148,7 +148,9 @@ def test_openai_agent_through_agent_base_url_with_price_override(
     assert summary["cost_usd"] == pytest.approx(expected, abs=1e-6)
     settings = report["crmbench"]["settings"]
     assert settings["agent"] == "openai" and settings["agent_prices"] == prices
-    assert report["crmbench"]["agent"]["base_url"] == oracle_server.openai_base_url
+    agent = report["crmbench"]["agent"]
+    assert agent["host"] == "127.0.0.1" and agent["provider"] == "openai"
+    assert agent["model"] == "gpt-4.1"  # the default, resolved by the agent
 
 
 def test_injected_faults_never_crash_a_run(
@@ -219,7 +221,14 @@ def test_canary_key_never_leaks_even_when_the_server_echoes_it(
         monkeypatch.setenv("ANTHROPIC_API_KEY", CANARY)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
         result = pytester.runpytest_subprocess(
-            *MEMORY, *OUTPUTS, "--agent", "claude", "-rA", "--log-level=DEBUG", "-v"
+            *MEMORY,
+            *OUTPUTS,
+            "--agent",
+            "claude",
+            "-rA",
+            "--log-level=DEBUG",
+            "-v",
+            "--crm-stop-after-errors=0",  # every item, to look for the key everywhere
         )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     report = load_report(pytester.path / "r.json")

@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from plugin_support.project import MEMORY, load_report, make_project, metadata, outcomes
+from plugin_support.project import (
+    MEMORY,
+    load_report,
+    make_project,
+    metadata,
+    outcomes,
+    stream_rows,
+)
 
 REPORT = ("--json-report", "--json-report-file=r.json")
 
@@ -61,7 +68,7 @@ def test_agent_failures_are_errors_not_failures(
     assert summary["by_family"]["conversation"]["errors"] == 2
     assert summary["by_family"]["conversation"]["pass_rate"] is None
     # The stream records them too, as errors.
-    lines = [json.loads(x) for x in (pytester.path / "r.jsonl").read_text().splitlines()]
+    lines = stream_rows(pytester.path / "r.jsonl")
     assert sorted(r["outcome"] for r in lines) == ["error"] * 4 + ["passed"] * 6
 
 

@@ -21,6 +21,19 @@ from plugin_support.project import (
     outcomes,
 )
 
+# A resume must run the same agent as the run it completes (here at full speed).
+SAME_AGENT = ("--agent", "crm_agents:SlowReplay")
+
+
+@pytest.fixture(autouse=True)
+def _fast_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs of ``SlowReplay`` (the resumes) do not sleep; the killed
+    subprocess runs are started with their own environment."""
+    monkeypatch.setenv("CRM_SLOW_S", "0")
+
+
+SLOW_ENV = {**os.environ, "CRM_SLOW_S": "0.3"}  # the runs that get killed half-way
+
 
 def _lines(path: Path) -> list[str]:
     """The item lines of a results stream (not the runs' header lines)."""
@@ -32,7 +45,9 @@ def _lines(path: Path) -> list[str]:
 
 def _kill_after(cmd: list[str], cwd: Path, results: Path, finished: int) -> int:
     """Start ``cmd``; SIGKILL it once ``results`` holds ``finished`` lines. Returns them."""
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SLOW_ENV
+    )
     try:
         deadline = time.monotonic() + 60
         while len(_lines(results)) < finished:
@@ -68,6 +83,7 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(pytester: pytest.Pytest
 
     resumed = pytester.runpytest(
         *MEMORY,
+        *SAME_AGENT,
         "--crm-results",
         str(results),
         "--crm-resume",
@@ -103,7 +119,7 @@ def test_kill_9_of_one_xdist_worker_then_resume(pytester: pytest.Pytester) -> No
     results = pytester.path / "r.jsonl"
     cmd = [sys.executable, "-m", "pytest", *MEMORY, "--crm-report", "none", "-n", "2"]
     cmd += ["--agent", "crm_agents:SlowReplay", "--crm-results", str(results)]
-    proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.PIPE, text=True, env=SLOW_ENV)
     try:
         deadline = time.monotonic() + 60
         while len(_lines(results)) < 2:
@@ -127,6 +143,7 @@ def test_kill_9_of_one_xdist_worker_then_resume(pytester: pytest.Pytester) -> No
 
     resumed = pytester.runpytest(
         *MEMORY,
+        *SAME_AGENT,
         "--crm-results",
         "r.jsonl",
         "--crm-resume",
@@ -151,6 +168,7 @@ def test_resume_drops_a_torn_last_line_and_reruns_that_item(pytester: pytest.Pyt
 
     resumed = pytester.runpytest(
         *MEMORY,
+        *SAME_AGENT,
         "--crm-results",
         "r.jsonl",
         "--crm-resume",

@@ -9,6 +9,7 @@ exactly one turn must fail; ``ReplayAgent`` subclasses are oracles (their runs a
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -106,10 +107,11 @@ class ExtraWrite(KnowsTheAnswers):
 
 
 class SlowReplay(ReplayAgent):
-    """The oracle, slowed down so a run can be killed half-way."""
+    """The oracle, slowed down so a run can be killed half-way (``CRM_SLOW_S`` seconds
+    per turn, 0.3 by default; the same agent resumes the run at full speed with 0)."""
 
     def respond(self, message: str, tools: Any) -> str:
-        time.sleep(0.3)
+        time.sleep(float(os.environ.get("CRM_SLOW_S", "0.3")))
         return super().respond(message, tools)
 
 

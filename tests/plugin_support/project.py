@@ -109,6 +109,12 @@ def _write_answers(root: Path) -> None:
     (root / "answers.json").write_text(json.dumps(answers), encoding="utf-8")
 
 
+def stream_rows(path: Path | str) -> list[dict[str, Any]]:
+    """The item results of a ``--crm-results`` stream (not the runs' header lines)."""
+    rows = [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x]
+    return [r for r in rows if "case_id" in r]
+
+
 def load_report(path: Path | str) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
