@@ -1,20 +1,34 @@
 """The ``crmbench`` console script: what is not a test run.
 
 Subcommands are added as the project grows; each is a small function taking the parsed
-arguments and returning an exit status.
+arguments and returning an exit status. Bad input is refused in one line on stderr,
+``crmbench <subcommand>: <what went wrong>; <what to do>``, with exit status 2 (as
+argparse does for usage errors); a traceback is left for bugs only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from pytest_crmbench import __version__
 from pytest_crmbench.crm.catalog import AGENT_TOOLS, TOOLS
 from pytest_crmbench.fakemodel.cli import add_parser as add_fake_server
 from pytest_crmbench.lint import add_parser as add_lint
+
+# What a shell reports for a writer killed by SIGPIPE (128 + 13): ``| head`` closed early.
+EXIT_BROKEN_PIPE = 141
+
+
+def _fail(command: str, what: str, todo: str) -> int:
+    """Bad input: one line on stderr and exit status 2; a traceback would bury the cause."""
+    print(f"crmbench {command}: {what}; {todo}", file=sys.stderr)
+    return 2
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
@@ -38,15 +52,38 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwritable(out: Path) -> tuple[str, str] | None:
+    """Why ``out`` cannot take the dataset, found before generating (which takes a while)."""
+    if out.exists() and not out.is_dir():
+        return f"--output {out} is a file", "give a folder to write into (it is created if missing)"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        return f"cannot write to {out} ({exc.strerror or exc})", "give --output a writable folder"
+    return None
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     """Generate the conversation dataset and its stratified 400 subset; print statistics."""
+    if args.count < 1:
+        return _fail("generate", f"--count {args.count} is too small", "give --count 1 or more")
+    out = Path(args.output)
+    bad = _unwritable(out)
+    if bad:
+        return _fail("generate", *bad)
     # lazy: the generator and its phrase pools load only for `crmbench generate`
     from pytest_crmbench.generate import dataset_statistics, format_statistics, write_dataset
 
-    if args.count < 1:
-        print("crmbench generate: --count must be at least 1", file=sys.stderr)
-        return 2
-    report = write_dataset(args.output, seed=args.seed, count=args.count)
+    try:
+        report = write_dataset(out, seed=args.seed, count=args.count)
+    except OSError as exc:
+        return _fail(
+            "generate",
+            f"cannot write to {exc.filename or out} ({exc.strerror or exc})",
+            "give --output a writable folder",
+        )
     print(f"wrote {report.full} ({len(report.conversations)} conversations)")
     print(f"wrote {report.subset} ({len(report.subset_conversations)} conversations, stratified)")
     print(format_statistics(dataset_statistics(report.conversations)))
@@ -76,9 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at devnull, so the flush at exit does not fail again on the closed pipe
+    (Python's documented recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces stdout for good
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    status: int = args.func(args)
+    """Run one subcommand; a reader that goes away (``crmbench tools | head -1``) ends it
+    quietly with :data:`EXIT_BROKEN_PIPE`, not with a BrokenPipeError traceback."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+            status: int = args.func(args)
+        finally:
+            sys.stdout.flush()  # inside the try: a closed pipe shows up here at the latest
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     return status
 
 

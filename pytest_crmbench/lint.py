@@ -13,7 +13,8 @@ first non-blank line decides). Reports, per conversation and turn:
 * reply facts (``must_mention``) absent from the turn's reference results;
 
 plus distribution statistics (:func:`pytest_crmbench.generate.stats.dataset_statistics`).
-The exit status is 1 when any defect is found, 0 otherwise.
+The exit status is 1 when any defect is found (an empty file is one), 0 otherwise, and 2
+when a path holds nothing to lint.
 """
 
 from __future__ import annotations
@@ -348,7 +349,29 @@ def format_report(report: LintReport) -> str:
     return "\n".join(lines)
 
 
+def _missing_input(paths: Sequence[str]) -> str | None:
+    """Why a path gives nothing to lint. A wrong path is a usage error (exit 2), not a
+    defect of a dataset: the report would look like lint ran on something."""
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            if not any(p.is_file() for p in path.glob("*.jsonl")):
+                return f"folder {item} holds no *.jsonl dataset"
+        elif not path.exists():
+            return f"{item}: no such file or directory"
+        elif not path.is_file():
+            return f"{item}: not a regular file"
+    return None
+
+
 def _cmd_lint(args: argparse.Namespace) -> int:
+    missing = _missing_input(args.files)
+    if missing:
+        print(
+            f"crmbench lint: {missing}; give JSONL dataset files or folders holding them",
+            file=sys.stderr,
+        )
+        return 2
     report = lint_files(args.files)
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2, ensure_ascii=False, default=str)

@@ -544,6 +544,41 @@ def test_missing_path_and_empty_directory(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("", "it is empty"), ("\n   \n\t\n", "only blank lines")],
+    ids=["empty", "blank-lines"],
+)
+def test_a_file_without_a_conversation_is_an_error(tmp_path: Path, text: str, why: str) -> None:
+    """An empty file is a mistake (a failed export, a wrong path), never an empty run."""
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    (problem,) = info.value.problems
+    assert (problem.file, problem.line) == (str(path), None)
+    assert str(problem) == f"{path}: the file holds no conversation ({why})"
+
+
+def test_a_folder_of_empty_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text("", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(tmp_path)
+    assert [(Path(p.file).name, p.message) for p in info.value.problems] == [
+        ("a.jsonl", "the file holds no conversation (it is empty)"),
+        ("b.jsonl", "the file holds no conversation (only blank lines)"),
+    ]
+
+
+def test_an_empty_file_beside_a_valid_one_is_still_an_error(tmp_path: Path) -> None:
+    good = _write(tmp_path / "a.jsonl", [_conv()])
+    empty = tmp_path / "b.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"b\.jsonl: the file holds no conversation"):
+        load_dataset([good, empty])
+
+
 def test_model_errors_without_loader() -> None:
     """Validating a dict directly gives a readable pydantic error too."""
     conv = _conv()

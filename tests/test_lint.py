@@ -114,10 +114,27 @@ def test_lint_finds_every_defect_kind_of_a_project_file() -> None:
     assert turns[("LINT-TOOLS", "unknown-argument")] == 2
 
 
-def test_missing_files_are_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out = run_cli(capsys, "no/such/file.jsonl", "--json")
+def test_missing_files_are_reported_not_raised() -> None:
+    """:func:`lint_files` reports a missing path as a defect; the ``crmbench lint``
+    command refuses it up front instead (exit 2, see tests/test_cli.py)."""
+    report = lint_files("no/such/file.jsonl")
+    assert [d["kind"] for d in report.as_dict()["defects"]] == ["invalid-file"]
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n"], ids=["empty", "blank-lines"])
+def test_an_empty_file_is_a_defect(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str
+) -> None:
+    """An empty file is not a clean dataset: lint says so and exits 1."""
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text, encoding="utf-8")
+    status, out = run_cli(capsys, str(path), "--json")
     assert status == 1
-    assert json.loads(out)["defects"][0]["kind"] == "invalid-file"
+    report = json.loads(out)
+    assert report["conversations"] == 0
+    (defect,) = report["defects"]
+    assert defect["conversation"] == str(path) and defect["kind"] == "invalid-file"
+    assert defect["detail"].startswith("the file holds no conversation")
 
 
 def test_the_shipped_datasets_lint_clean(capsys: pytest.CaptureFixture[str]) -> None:

@@ -166,6 +166,13 @@ class FileLoader:
                 return
             if not self.line(number, raw):
                 return
+        if not self.conversations and not self.problems:
+            # A failed export or a wrong file, not a dataset of nothing: a run over it
+            # would pass with 0 items and look fine.
+            why = "it is empty" if not data else "only blank lines"
+            self.problems.append(
+                Problem(self.name, None, f"the file holds no conversation ({why})")
+            )
 
     def line(self, number: int, raw: bytes) -> bool:
         """Handle one line; False stops reading the file."""
