@@ -107,6 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     workerinput = getattr(config, "workerinput", None)
     answer_key.protect_shipped()  # before any agent code is imported
+    mark = len(answer_key.violations())
     if workerinput is None:
         _check_agent(settings, ready=_is_benchmark_run(config) and not config.option.collectonly)
     state = CrmState(
@@ -116,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id=(workerinput or {}).get("crmbench_run_id") or new_run_id(),
     )
     config.stash[STATE] = state
+    state.answer_key_mark = mark
     if workerinput is not None:
         state.admin_url = workerinput.get("crmbench_admin_url")
         state.provider = workerinput.get("crmbench_provider")

@@ -31,6 +31,7 @@ class CrmState:
     previous: list[ItemResult] = field(default_factory=list)  # resumed from --crm-results
     stream: ResultsStream | None = None
     stream_started: bool = False  # this run's header is written
+    answer_key_mark: int = 0  # answer-key reads before this run are not its agent's
     dataset_sent: bool = False  # the dataset's identity went home on a report
     resumed_header: dict[str, Any] | None = None  # the header of the resumed run
     latest: list[ItemResult] = field(default_factory=list)  # resumed + this run, by case
