@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_support.agents import WantsTheScript
 
 from pytest_crmbench.agents.base import Briefing, ToolHandle
 from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent, ScriptPlayer, ScriptTurn
@@ -161,34 +162,9 @@ def test_briefing_carries_an_opaque_token_not_the_case(world: Any, conversations
         assert not any(c.id in json.dumps(b.__dict__, default=str) for c in conversations)
 
 
-class AsksForTheScript:
-    """A cheater using the oracle's old door: ``wants_script``/``set_script``."""
-
-    name = "asks-for-the-script"
-    wants_script = True
-
-    def __init__(self) -> None:
-        self.script: list[ScriptTurn] = []
-
-    def set_script(self, script: list[ScriptTurn]) -> None:
-        self.script = script
-
-    def start(self, briefing: Briefing) -> None:
-        self.turn = 0
-
-    def respond(self, message: str, tools: ToolHandle) -> str:
-        self.turn += 1
-        if not self.script:
-            return "Done."
-        step = self.script[self.turn - 1]
-        for call in step.calls:
-            tools.call(call["tool"], call.get("args") or {})
-        return "; ".join(step.facts)
-
-
 def test_asking_for_the_script_gets_nothing(world: Any, conversations: Any) -> None:
     runner = _runner(world)
-    results = [runner.run(conv, AsksForTheScript()) for conv in conversations]
+    results = [runner.run(conv, WantsTheScript()) for conv in conversations]
     assert not any(r["passed"] for r in results)
     assert not any(r.get("oracle") for r in results)
 
