@@ -268,6 +268,7 @@ class Runner:
         )
         read_before = len(answer_key.violations())
         oracle = isinstance(agent, ScriptedOracle)
+        reports_usage = isinstance(agent, ReportsUsage)  # once: protocol checks are slow
         if isinstance(agent, ScriptedOracle):  # the built-in oracle: an internal channel
             agent.receive_script(
                 conv.id,
@@ -286,7 +287,7 @@ class Runner:
         lessons: list[list[str]] = []  # per turn, the reasons in student form
         for number, (turn, ref) in enumerate(zip(conv.turns, reference.turns, strict=True), 1):
             turn_result, student = self._run_turn(
-                number, turn, ref, agent, crm, tracking, idmap, opts
+                number, turn, ref, agent, crm, tracking, idmap, opts, reports_usage
             )
             turns.append(turn_result)
             lessons.append(student)
@@ -351,6 +352,7 @@ class Runner:
         tracking: TrackingStore,
         idmap: V.IdMap,
         opts: RunOptions,
+        reports_usage: bool,
     ) -> tuple[TurnResult, list[str]]:
         """The turn's verdict, and its reasons in student form (no expected values)."""
         t0 = time.perf_counter()
@@ -422,8 +424,8 @@ class Runner:
                 # Only the oracle is told; records kept their reference ids.
                 agent.on_recovered(number, [c.get("result") for c in ref.calls])
         usage: dict[str, Any] | None = None
-        if isinstance(agent, ReportsUsage):
-            reported = agent.last_usage()
+        if reports_usage:
+            reported = agent.last_usage()  # type: ignore[attr-defined]  # ReportsUsage
             usage = reported.as_dict() if isinstance(reported, Usage) else reported
         if "judge" in checks:  # judge tokens/cost, kept apart as judge_* keys
             usage = {**(usage or {}), **checks["judge"]["usage"]}
