@@ -147,7 +147,11 @@ def summarize(all_results: Sequence[ItemResult]) -> dict[str, Any]:
             "skipped": sum(r["outcome"] == "skipped" for r in environment),
         },
         "oracle": any(r.get("oracle") for r in all_results),
-        "top_failure_reasons": [{"reason": k, "count": n} for k, n in reasons.most_common(10)],
+        # Ties by name: the same whatever order the items finished in (xdist, shards).
+        "top_failure_reasons": [
+            {"reason": k, "count": n}
+            for k, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        ],
         "slowest": [
             {"case_id": r["case_id"], "duration_s": r.get("duration_s")}
             for r in sorted(results, key=lambda r: -(r.get("duration_s") or 0))[:5]
