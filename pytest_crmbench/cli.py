@@ -20,6 +20,7 @@ from pytest_crmbench import __version__
 from pytest_crmbench.crm.catalog import AGENT_TOOLS, TOOLS
 from pytest_crmbench.fakemodel.cli import add_parser as add_fake_server
 from pytest_crmbench.lint import add_parser as add_lint
+from pytest_crmbench.reports import add_parser as add_reports
 
 # What a shell reports for a writer killed by SIGPIPE (128 + 13): ``| head`` closed early.
 EXIT_BROKEN_PIPE = 141
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_cmd_generate)
     add_fake_server(sub)
     add_lint(sub)
+    add_reports(sub)
     return parser
 
 

@@ -119,6 +119,12 @@ OPTIONS: tuple[Opt, ...] = (
         int,
     ),
     Opt("--crm-label", None, "a label stored in the report (e.g. the commit or experiment)"),
+    Opt(
+        "--crm-shard",
+        None,
+        "run only part K of N of the selection (K/N, e.g. 2/3): deterministic and balanced "
+        "by turns; merge the shards' reports with `crmbench merge`",
+    ),
 )
 
 
@@ -170,6 +176,15 @@ IDENTITY = (
 )
 
 
+def parse_shard(text: str) -> tuple[int, int] | None:
+    """``"K/N"`` → (K, N) with 1 ≤ K ≤ N, else None."""
+    k, sep, n = text.strip().partition("/")
+    if not sep or not k.isdigit() or not n.isdigit():
+        return None
+    shard = (int(k), int(n))
+    return shard if 1 <= shard[0] <= shard[1] else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved options (command line over ini over defaults), plain data."""
@@ -201,6 +216,7 @@ class Settings:
     max_error_rate: float | None
     stop_after_errors: int
     label: str | None
+    shard: str | None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -252,6 +268,11 @@ class Settings:
                 )
             elif not urlsplit(mode).hostname and "host=" not in mode:
                 out.append(f"--crm-postgres: {redact_url(mode)} names no host")
+        if self.shard is not None and parse_shard(self.shard) is None:
+            out.append(
+                f"--crm-shard: {self.shard!r} is not K/N with 1 ≤ K ≤ N (e.g. 2/3: the second "
+                "of three shards)"
+            )
         if self.resume and not self.results:
             out.append("--crm-resume needs --crm-results PATH (the results file to resume)")
         if self.baseline:

@@ -46,6 +46,7 @@ from pytest_crmbench.session import (
     CrmSession,
     XdistController,
     deselect_resumed,
+    deselect_shard,
     item_case,
 )
 from pytest_crmbench.state import ARC_DATASET, RESULT, STATE, CrmState, new_run_id, worker_id
@@ -142,6 +143,12 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         config.option.json_report = True
         session.default_report = True
+        omit = list(getattr(config.option, "json_report_omit", None) or [])
+        # Keywords repeat the markers the item records hold; collectors are not results.
+        config.option.json_report_omit = [
+            *omit,
+            *(o for o in ("keywords", "collectors") if o not in omit),
+        ]
         if config.option.json_report_file == ".report.json":
             config.option.json_report_file = settings.report
         Path(config.option.json_report_file).parent.mkdir(parents=True, exist_ok=True)
@@ -312,7 +319,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         gc.freeze()
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m: a shard is a part of the selection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselect_shard(config, config.stash[STATE], items)  # first: a resume keeps its shard
     deselect_resumed(config, config.stash[STATE], items)
 
 

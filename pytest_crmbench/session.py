@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import platform
 import sys
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from pytest_crmbench.items import Case
+from pytest_crmbench.options import parse_shard
 from pytest_crmbench.results import (
     Gate,
     baseline_outcomes,
@@ -28,6 +30,7 @@ from pytest_crmbench.results import (
     render_summary,
     summarize,
 )
+from pytest_crmbench.results.packing import pack_report
 from pytest_crmbench.runner.records import ItemResult
 from pytest_crmbench.state import CrmState
 
@@ -54,6 +57,8 @@ class CrmSession:
         self.consecutive_errors = 0
         self.stopped: str | None = None
         self.default_report = False  # the plugin turned the JSON report on (not the user)
+        self.shard = parse_shard(state.settings.shard) if state.settings.shard else None
+        self._pending_report: tuple[str, dict[str, Any]] | None = None  # written compactly
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -152,6 +157,7 @@ class CrmSession:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.finish()
+        self.write_report()  # pytest-json-report built it in its (tryfirst) sessionfinish
         resumable = (
             pytest.ExitCode.OK,
             pytest.ExitCode.TESTS_FAILED,
@@ -199,8 +205,27 @@ class CrmSession:
             "resumed_items": len(state.previous),
             "oracle": bool(state.summary.get("oracle")),
             "feedback": s.feedback,
+            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
             "versions": _versions(),
         }
+        pack_report(json_report)
+        path = self.config.getoption("json_report_file", None)
+        if path and self.config.getoption("json_report_indent", None) is None:
+            # Written by :meth:`write_report` without pytest-json-report's spaces and
+            # \u escapes (a tenth of the file).
+            self._pending_report = (str(path), json_report)
+            self.config.option.json_report_file = None
+
+    def write_report(self) -> None:
+        """Write the JSON report held back in :meth:`pytest_json_modifyreport`, compactly."""
+        if self._pending_report is None:
+            return
+        path, report = self._pending_report
+        self._pending_report = None
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, separators=(",", ":"), ensure_ascii=False, default=str)
+        self.config.option.json_report_file = path  # as it was (for the terminal summary)
 
     def agent_info(self) -> dict[str, Any]:
         """The agent as run: its name, and the model, provider and API host it reported
@@ -286,6 +311,43 @@ def deselect_resumed(config: pytest.Config, state: CrmState, items: list[pytest.
             skip.append(item)
         else:
             keep.append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep
+
+
+def item_work(item: pytest.Item) -> int:
+    """Expected work of an item, for balancing shards: turns plus reference calls."""
+    case = item_case(item)
+    conv = case.conversation if case is not None else None
+    if conv is None:
+        return 1
+    return sum(1 + len(t.expected_calls) for t in conv.turns)
+
+
+def shard_of(works: list[tuple[str, int]], shards: int) -> dict[str, int]:
+    """Assign items (id, work) to shards 1..N: heaviest first to the least loaded shard
+    (ties to the lowest shard), so shards take about equal time; deterministic for the
+    same selection, whatever order it was collected in."""
+    load = [0] * shards
+    out: dict[str, int] = {}
+    for name, work in sorted(works, key=lambda w: (-w[1], w[0])):
+        index = min(range(shards), key=lambda i: (load[i], i))
+        load[index] += work
+        out[name] = index + 1
+    return out
+
+
+def deselect_shard(config: pytest.Config, state: CrmState, items: list[pytest.Item]) -> None:
+    """``--crm-shard K/N``: keep this shard's part of the selection, deselect the rest.
+    (Runs wherever items are collected, after the resume deselection.)"""
+    shard = parse_shard(state.settings.shard) if state.settings.shard else None
+    if shard is None:
+        return
+    k, n = shard
+    owner = shard_of([(item.nodeid, item_work(item)) for item in items], n)
+    keep = [item for item in items if owner[item.nodeid] == k]
+    skip = [item for item in items if owner[item.nodeid] != k]
     if skip:
         config.hook.pytest_deselected(items=skip)
         items[:] = keep

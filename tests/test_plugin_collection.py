@@ -18,6 +18,8 @@ from plugin_support.project import (
     snapshot_lines,
 )
 
+from pytest_crmbench.results.summary import wilson
+
 
 def _collected(pytester: pytest.Pytester, *args: str) -> list[str]:
     """Node ids ``--co -q`` lists."""
@@ -289,7 +291,9 @@ def test_trials_suffix_ids_and_report_pass_hat_k(pytester: pytest.Pytester) -> N
         "k": 3,
         "cases": 2,
         "pass_hat_k": 0.5,
+        "pass_hat_k_ci": wilson(1, 2),
         "pass_at_1": pytest.approx(5 / 6, abs=1e-6),
+        "pass_at_1_ci": wilson(5, 6),
     }
     result.stdout.fnmatch_lines(["*pass^3*"])
     assert metadata(report)["CONV-0002"]["trial"] == 1

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_crmbench.results.packing import report_items
 from pytest_crmbench.results.summary import ENVIRONMENT_FAMILIES, is_agent_item, summarize
 from pytest_crmbench.runner.records import ItemResult
 
@@ -60,10 +61,7 @@ def _baseline_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             raise BaselineError(f"{where}: not JSON ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(data, dict) or "crmbench" not in data:
             raise BaselineError(f"{where}: not a report of a crmbench run (no 'crmbench' section)")
-        for test in data.get("tests", []):
-            meta = test.get("metadata", {}).get("crmbench") if isinstance(test, dict) else None
-            if isinstance(meta, dict):
-                rows.append(meta)
+        rows += [dict(r) for r in report_items(data)]
     else:
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():

@@ -1,5 +1,7 @@
 """The ``crmbench.summary`` of a run: counts, rates, breakdowns, usage, pass^k.
 
+Every rate has its 95 % Wilson score interval next to it (``<rate>_ci``: [low, high]).
+
 Built from item results alone (plain data), so the plugin, a resumed run and later
 tools (compare, HTML report) all compute the same figures.
 """
@@ -15,6 +17,20 @@ from pytest_crmbench.runner.records import ItemResult
 
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 6) if den else None
+
+
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
+
+
+def wilson(num: int, den: int, z: float = Z95) -> list[float] | None:
+    """The Wilson score interval of ``num / den`` (95 % by default): unlike the normal
+    approximation it stays inside [0, 1] and is honest at 0 %, 100 % and small counts."""
+    if not den:
+        return None
+    p = num / den
+    centre = (p + z * z / (2 * den)) / (1 + z * z / den)
+    half = z * ((p * (1 - p) / den + z * z / (4 * den * den)) ** 0.5) / (1 + z * z / den)
+    return [round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6)]
 
 
 def _group(results: Sequence[ItemResult], key: str) -> dict[str, dict[str, Any]]:
@@ -37,6 +53,7 @@ def _counts(rows: Sequence[ItemResult]) -> dict[str, Any]:
         "failed": failed,
         "errors": errors,
         "pass_rate": _rate(passed, passed + failed),
+        "pass_rate_ci": wilson(passed, passed + failed),
     }
 
 
@@ -52,11 +69,15 @@ def pass_hat_k(results: Sequence[ItemResult]) -> dict[str, Any] | None:
     if k < 2:
         return None
     complete = {c: v for c, v in trials.items() if len(v) == k}
+    every = sum(all(v) for v in complete.values())
+    ones = sum(sum(v) for v in complete.values())
     return {
         "k": k,
         "cases": len(complete),
-        "pass_hat_k": _rate(sum(all(v) for v in complete.values()), len(complete)),
-        "pass_at_1": _rate(sum(sum(v) for v in complete.values()), k * len(complete)),
+        "pass_hat_k": _rate(every, len(complete)),
+        "pass_hat_k_ci": wilson(every, len(complete)),
+        "pass_at_1": _rate(ones, k * len(complete)),
+        "pass_at_1_ci": wilson(ones, k * len(complete)),
     }
 
 
@@ -91,21 +112,25 @@ def summarize(all_results: Sequence[ItemResult]) -> dict[str, Any]:
     firsts = [r.get("first_failure") for r in judged]
     reasons = Counter(_reason_kind(f["reason"]) for f in firsts if f and f["reason"])
     conv = [r for r in judged if r.get("family") == "conversation"]
+    by_kind = {
+        kind: (
+            sum(t["passed"] for t in turns if t.get("kind") == kind),
+            sum(t.get("kind") == kind for t in turns),
+        )
+        for kind in TURN_KINDS
+    }
     summary: dict[str, Any] = {
         **counts,
         "skipped": sum(r["outcome"] == "skipped" for r in results),
         "error_rate": _rate(counts["errors"], counts["items"]),
         "turns": len(turns),
         "turn_pass_rate": _rate(sum(t["passed"] for t in turns), len(turns)),
-        "turn_pass_rate_by_kind": {
-            kind: _rate(
-                sum(t["passed"] for t in turns if t.get("kind") == kind),
-                sum(t.get("kind") == kind for t in turns),
-            )
-            for kind in TURN_KINDS
-        },
+        "turn_pass_rate_ci": wilson(sum(t["passed"] for t in turns), len(turns)),
+        "turn_pass_rate_by_kind": {kind: _rate(*by_kind[kind]) for kind in TURN_KINDS},
+        "turn_pass_rate_by_kind_ci": {kind: wilson(*by_kind[kind]) for kind in TURN_KINDS},
         "turns_by_kind": {kind: sum(t.get("kind") == kind for t in turns) for kind in TURN_KINDS},
         "action_match_rate": _rate(sum(actions), len(actions)),
+        "action_match_rate_ci": wilson(sum(actions), len(actions)),
         "by_complexity": _group(judged, "complexity"),
         "by_workflow": _group(judged, "workflow"),
         "by_family": _group(results, "family"),
@@ -122,7 +147,11 @@ def summarize(all_results: Sequence[ItemResult]) -> dict[str, Any]:
             "skipped": sum(r["outcome"] == "skipped" for r in environment),
         },
         "oracle": any(r.get("oracle") for r in all_results),
-        "top_failure_reasons": [{"reason": k, "count": n} for k, n in reasons.most_common(10)],
+        # Ties by name: the same whatever order the items finished in (xdist, shards).
+        "top_failure_reasons": [
+            {"reason": k, "count": n}
+            for k, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        ],
         "slowest": [
             {"case_id": r["case_id"], "duration_s": r.get("duration_s")}
             for r in sorted(results, key=lambda r: -(r.get("duration_s") or 0))[:5]

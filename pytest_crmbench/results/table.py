@@ -9,6 +9,11 @@ def _pct(rate: float | None) -> str:
     return "  n/a" if rate is None else f"{rate * 100:5.1f}%"
 
 
+def _ci(ci: list[float] | None) -> str:
+    """A 95 % Wilson interval as ``[lo–hi]`` in percent (empty when there is none)."""
+    return "" if not ci else f" [{ci[0] * 100:.1f}–{ci[1] * 100:.1f}]"
+
+
 def _secs(value: float) -> str:
     return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.0f} ms"
 
@@ -20,7 +25,7 @@ def _rows(title: str, groups: dict[str, dict[str, Any]]) -> list[str]:
     lines = [f"  {title}:"]
     for name, g in groups.items():
         lines.append(
-            f"    {name:<{width}}  {_pct(g['pass_rate'])}  "
+            f"    {name:<{width}}  {_pct(g['pass_rate'])}{_ci(g.get('pass_rate_ci'))}  "
             f"({g['passed']}/{g['passed'] + g['failed']}"
             + (f", {g['errors']} errors" if g["errors"] else "")
             + ")"
@@ -38,15 +43,21 @@ def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[s
         f"  agent: {agent}   store: {store}" + (oracle if s.get("oracle") else ""),
         f"  items: {s['items']}  passed: {s['passed']}  failed: {s['failed']}  "
         f"errors: {s['errors']}  skipped: {s['skipped']}   (agent items only)",
-        f"  pass rate: {_pct(s['pass_rate'])}   turn pass rate: {_pct(s['turn_pass_rate'])}   "
-        f"action match: {_pct(s['action_match_rate'])}   error rate: {_pct(s['error_rate'])}",
+        f"  pass rate: {_pct(s['pass_rate'])}{_ci(s.get('pass_rate_ci'))}   "
+        f"turn pass rate: {_pct(s['turn_pass_rate'])}{_ci(s.get('turn_pass_rate_ci'))}   "
+        f"action match: {_pct(s['action_match_rate'])}{_ci(s.get('action_match_rate_ci'))}   "
+        f"error rate: {_pct(s['error_rate'])}",
+        "  (intervals: 95 % Wilson score)",
     ]
     kinds = s.get("turn_pass_rate_by_kind") or {}
     counts = s.get("turns_by_kind") or {}
+    kind_ci = s.get("turn_pass_rate_by_kind_ci") or {}
     if kinds:
         lines.append(
             "  turn pass rate by kind: "
-            + "   ".join(f"{k} {_pct(v)} ({counts.get(k, 0)})" for k, v in kinds.items())
+            + "   ".join(
+                f"{k} {_pct(v)}{_ci(kind_ci.get(k))} ({counts.get(k, 0)})" for k, v in kinds.items()
+            )
         )
     env = s.get("environment") or {}
     if env.get("items"):
@@ -58,7 +69,8 @@ def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[s
     hat = s.get("pass_hat_k")
     if hat:
         lines.append(
-            f"  pass^{hat['k']}: {_pct(hat['pass_hat_k'])}   pass@1: {_pct(hat['pass_at_1'])}"
+            f"  pass^{hat['k']}: {_pct(hat['pass_hat_k'])}{_ci(hat.get('pass_hat_k_ci'))}   "
+            f"pass@1: {_pct(hat['pass_at_1'])}{_ci(hat.get('pass_at_1_ci'))}"
             f"   ({hat['cases']} cases)"
         )
     lines += _rows("by complexity", s["by_complexity"])

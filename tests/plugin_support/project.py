@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from pytest_crmbench.results.packing import report_items
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().with_name("data")
 SNAPSHOT_DATASET = DATA / "conversations.jsonl"
@@ -127,10 +129,8 @@ def outcomes(report: dict[str, Any]) -> dict[str, str]:
 def metadata(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Case id -> the item's ``crmbench`` metadata (the first trial seen)."""
     out: dict[str, dict[str, Any]] = {}
-    for t in report["tests"]:
-        meta = t.get("metadata", {}).get("crmbench")
-        if meta is not None:
-            out.setdefault(meta["case_id"], meta)
+    for meta in report_items(report):
+        out.setdefault(meta["case_id"], dict(meta))
     return out
 
 
