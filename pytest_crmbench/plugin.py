@@ -45,10 +45,20 @@ from pytest_crmbench.session import (
     USER_PROPERTY,
     CrmSession,
     XdistController,
+    check_stream_order,
     deselect_resumed,
     item_case,
+    order_stream,
 )
-from pytest_crmbench.state import ARC_DATASET, RESULT, STATE, CrmState, new_run_id, worker_id
+from pytest_crmbench.state import (
+    ARC_DATASET,
+    RESULT,
+    STATE,
+    STREAM,
+    CrmState,
+    new_run_id,
+    worker_id,
+)
 
 MARKERS = (
     "conformance: CRM rule/message/cascade/search cases run against every store",
@@ -109,6 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
     answer_key.protect_shipped()  # before any agent code is imported
     mark = len(answer_key.violations())
     if workerinput is None:
+        check_stream_order(config, settings.ordered)
         _check_agent(settings, ready=_is_benchmark_run(config) and not config.option.collectonly)
     state = CrmState(
         settings=settings,
@@ -312,8 +323,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         gc.freeze()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     deselect_resumed(config, config.stash[STATE], items)
+    order_stream(config, config.stash[STATE], items)
 
 
 # == results ==========================================================================
@@ -337,10 +350,15 @@ def pytest_runtest_makereport(
         return
     if call.when == "call" and report.failed and result["outcome"] == "passed":
         result = {**result, "passed": False, "outcome": "failed"}
+    state = item.config.stash[STATE]
+    stream = item.stash.get(STREAM, None)
+    if stream is not None and "seq" not in result:
+        # Where the item finished in its stream: the order of the learning curve.
+        state.sequence[stream] = state.sequence.get(stream, 0) + 1
+        result = {**result, "stream": stream, "seq": state.sequence[stream]}
     item.stash[RESULT] = result
     # Plain JSON only: reports travel through xdist.
     report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
-    state = item.config.stash[STATE]
     if not state.dataset_sent and state.dataset_info:
         report.user_properties.append((DATASET_PROPERTY, state.dataset_info))
         state.dataset_sent = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import platform
+import random
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -29,7 +30,7 @@ from pytest_crmbench.results import (
     summarize,
 )
 from pytest_crmbench.runner.records import ItemResult
-from pytest_crmbench.state import CrmState
+from pytest_crmbench.state import STREAM, CrmState
 
 USER_PROPERTY = "crmbench"
 DATASET_PROPERTY = "crmbench_dataset"  # sent once per process: files and sha256
@@ -140,7 +141,7 @@ class CrmSession:
         state.latest = everything
         if not everything:
             return
-        state.summary = summarize(everything)
+        state.summary = summarize(everything, window=state.settings.curve_window)
         s = state.settings
         gate = Gate(s.min_pass_rate, s.baseline, s.max_regressions, s.max_error_rate)
         if gate.active:
@@ -199,7 +200,25 @@ class CrmSession:
             "resumed_items": len(state.previous),
             "oracle": bool(state.summary.get("oracle")),
             "feedback": s.feedback,
+            "learning": self.learning_info(),
             "versions": _versions(),
+        }
+
+    def learning_info(self) -> dict[str, Any] | None:
+        """How an ordered run was run: the order, the number of streams, when feedback
+        came, and the learning agent's memory (None for an unordered run)."""
+        s = self.state.settings
+        if not s.ordered:
+            return None
+        curve = (self.state.summary or {}).get("learning_curve") or {}
+        return {
+            "order": "dataset" if s.stream_seed is None else f"seed {s.stream_seed}",
+            "streams": curve.get("streams", 0),
+            "feedback": s.feedback,
+            "feedback_every": s.feedback_every,
+            "window": s.curve_window,
+            "agent_memory": s.agent_memory,
+            "agent_frozen": s.agent_frozen,
         }
 
     def agent_info(self) -> dict[str, Any]:
@@ -289,6 +308,50 @@ def deselect_resumed(config: pytest.Config, state: CrmState, items: list[pytest.
     if skip:
         config.hook.pytest_deselected(items=skip)
         items[:] = keep
+
+
+def check_stream_order(config: pytest.Config, ordered: bool) -> None:
+    """An ordered run (feedback, stream seed or window) must not be reordered behind the
+    user's back: pytest-randomly's shuffling and xdist's item-by-item distribution are
+    usage errors, not a silent reorder."""
+    if not ordered:
+        return
+    if config.pluginmanager.hasplugin("randomly") and getattr(
+        config.option, "randomly_reorganize", True
+    ):
+        raise pytest.UsageError(
+            "--crm-feedback runs the items as an ordered stream, and pytest-randomly would "
+            "shuffle them: add -p no:randomly (or -p randomly --randomly-dont-reorganize)"
+        )
+    dist = getattr(config.option, "dist", "no")
+    if getattr(config.option, "numprocesses", None) and dist != "loadgroup":
+        raise pytest.UsageError(
+            "--crm-feedback with -n runs one ordered stream per worker: add --dist loadgroup "
+            f"(--dist {dist} would hand items out one by one, out of order)"
+        )
+
+
+def order_stream(config: pytest.Config, state: CrmState, items: list[pytest.Item]) -> None:
+    """Agent items in the stated order (dataset order, or shuffled with
+    ``--crm-stream-seed``), dealt round-robin into one stream per worker: each stream is an
+    ``xdist_group``, so ``--dist loadgroup`` runs it on one worker, in this order."""
+    settings = state.settings
+    if not settings.ordered:
+        return
+    workerinput = getattr(config, "workerinput", None) or {}
+    streams = max(1, int(workerinput.get("workercount", 1)))
+    stream: list[pytest.Item] = []
+    rest: list[pytest.Item] = []
+    for item in items:
+        case = item_case(item)
+        (stream if case is not None and case.kind != "golden_sandbox" else rest).append(item)
+    if settings.stream_seed is not None:
+        random.Random(settings.stream_seed).shuffle(stream)
+    for k, item in enumerate(stream):
+        name = f"crmbench-stream-{k % streams}"
+        item.add_marker(pytest.mark.xdist_group(name))
+        item.stash[STREAM] = name
+    items[:] = rest + stream
 
 
 def _now() -> str:
