@@ -49,6 +49,7 @@ from pytest_crmbench.session import (
     deselect_resumed,
     item_case,
     order_stream,
+    stream_marks,
 )
 from pytest_crmbench.state import (
     ARC_DATASET,
@@ -291,12 +292,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         state.dataset_info = {"files": [str(f) for f in dataset.files], "sha256": dataset.sha256}
         if dataset.defects:  # only imported (Arc) conversations have entries
             config.stash[ARC_DATASET] = True
+    streams = stream_marks(config, state, cases)
     params = [
         pytest.param(
             c,
             id=c.test_id,
             marks=[getattr(pytest.mark, m) for m in c.markers()]
-            + _defect_marks(c, state.settings.arc_defects),
+            + _defect_marks(c, state.settings.arc_defects)
+            + streams.get(c.test_id, []),
         )
         for c in cases
     ]
@@ -351,9 +354,10 @@ def pytest_runtest_makereport(
     if call.when == "call" and report.failed and result["outcome"] == "passed":
         result = {**result, "passed": False, "outcome": "failed"}
     state = item.config.stash[STATE]
-    stream = item.stash.get(STREAM, None)
-    if stream is not None and "seq" not in result:
-        # Where the item finished in its stream: the order of the learning curve.
+    if item.stash.get(STREAM, None) is not None and "seq" not in result:
+        # Where the item finished in its stream (the process that ran it, in order): the
+        # order of the learning curve.
+        stream = f"stream-{state.worker_id}"
         state.sequence[stream] = state.sequence.get(stream, 0) + 1
         result = {**result, "stream": stream, "seq": state.sequence[stream]}
     item.stash[RESULT] = result

@@ -331,27 +331,45 @@ def check_stream_order(config: pytest.Config, ordered: bool) -> None:
         )
 
 
-def order_stream(config: pytest.Config, state: CrmState, items: list[pytest.Item]) -> None:
-    """Agent items in the stated order (dataset order, or shuffled with
-    ``--crm-stream-seed``), dealt round-robin into one stream per worker: each stream is an
-    ``xdist_group``, so ``--dist loadgroup`` runs it on one worker, in this order."""
+def stream_marks(
+    config: pytest.Config, state: CrmState, cases: list[Case]
+) -> dict[str, list[pytest.MarkDecorator]]:
+    """At parametrization (before any hook reads marks): each agent case's place in the
+    stated order (dataset order, or shuffled with ``--crm-stream-seed``), dealt
+    round-robin into one stream per worker; each stream is an ``xdist_group``, so
+    ``--dist loadgroup`` runs it on one worker, in this order."""
     settings = state.settings
     if not settings.ordered:
-        return
+        return {}
     workerinput = getattr(config, "workerinput", None) or {}
     streams = max(1, int(workerinput.get("workercount", 1)))
-    stream: list[pytest.Item] = []
+    agent = [c for c in cases if c.kind != "golden_sandbox"]
+    if settings.stream_seed is not None:
+        random.Random(settings.stream_seed).shuffle(agent)
+    out: dict[str, list[pytest.MarkDecorator]] = {}
+    for position, case in enumerate(agent):
+        state.stream_position[case.test_id] = position
+        out[case.test_id] = [pytest.mark.xdist_group(f"crmbench-stream-{position % streams}")]
+    return out
+
+
+def order_stream(config: pytest.Config, state: CrmState, items: list[pytest.Item]) -> None:
+    """Run the agent items in their stream order (see :func:`stream_marks`), after the
+    rest; each remembers its stream, for the sequence number of its result."""
+    if not state.settings.ordered:
+        return
+    stream: list[tuple[int, str, pytest.Item]] = []
     rest: list[pytest.Item] = []
     for item in items:
         case = item_case(item)
-        (stream if case is not None and case.kind != "golden_sandbox" else rest).append(item)
-    if settings.stream_seed is not None:
-        random.Random(settings.stream_seed).shuffle(stream)
-    for k, item in enumerate(stream):
-        name = f"crmbench-stream-{k % streams}"
-        item.add_marker(pytest.mark.xdist_group(name))
-        item.stash[STREAM] = name
-    items[:] = rest + stream
+        position = state.stream_position.get(case.test_id) if case is not None else None
+        if position is None:
+            rest.append(item)
+            continue
+        mark = item.get_closest_marker("xdist_group")
+        item.stash[STREAM] = str(mark.args[0]) if mark is not None else "crmbench-stream-0"
+        stream.append((position, item.nodeid, item))
+    items[:] = rest + [item for _, _, item in sorted(stream, key=lambda x: (x[0], x[1]))]
 
 
 def _now() -> str:

@@ -45,6 +45,7 @@ class CrmState:
     stores: list[Store] = field(default_factory=list)
     stores_db: list[str] = field(default_factory=list)
     sequence: dict[str, int] = field(default_factory=dict)  # stream -> items finished in it
+    stream_position: dict[str, int] = field(default_factory=dict)  # test id -> stream order
 
     def ensure_server(self) -> str:
         """Admin URL of the PostgreSQL server, starting one in this process if needed."""

@@ -71,7 +71,8 @@ def curve(rows: Sequence[ItemResult], window: int) -> dict[str, Any] | None:
         return None
     chunks = [list(rows[i : i + window]) for i in range(0, len(rows), window)]
     if len(chunks) > 1 and len(chunks[-1]) < window / 2:
-        chunks[-2] += chunks.pop()
+        tail = chunks.pop()
+        chunks[-1] += tail
     windows, start = [], 1
     for chunk in chunks:
         windows.append(_window(chunk, start))
