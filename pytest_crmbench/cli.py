@@ -104,7 +104,11 @@ def _generate_holdout(args: argparse.Namespace, out: Path) -> int:
         return _fail("generate", f"--holdout needs the main dataset: no {main}", "give --main FILE")
     # lazy: the generator and its phrase pools load only for `crmbench generate`
     from pytest_crmbench.generate import dataset_statistics, format_statistics
-    from pytest_crmbench.generate.holdout import HOLDOUT_COUNT, HOLDOUT_SEED, write_holdout
+    from pytest_crmbench.generate.holdout import (  # lazy: as above
+        HOLDOUT_COUNT,
+        HOLDOUT_SEED,
+        write_holdout,
+    )
 
     seed = HOLDOUT_SEED if args.seed is None else args.seed
     count = HOLDOUT_COUNT if args.count is None else args.count
