@@ -68,17 +68,23 @@ def _unwritable(out: Path) -> tuple[str, str] | None:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     """Generate the conversation dataset and its stratified 400 subset; print statistics."""
-    if args.count < 1:
+    if args.count is not None and args.count < 1:
         return _fail("generate", f"--count {args.count} is too small", "give --count 1 or more")
     out = Path(args.output)
     bad = _unwritable(out)
     if bad:
         return _fail("generate", *bad)
+    if args.holdout:
+        return _generate_holdout(args, out)
     # lazy: the generator and its phrase pools load only for `crmbench generate`
     from pytest_crmbench.generate import dataset_statistics, format_statistics, write_dataset
 
     try:
-        report = write_dataset(out, seed=args.seed, count=args.count)
+        report = write_dataset(
+            out,
+            seed=42 if args.seed is None else args.seed,
+            count=1200 if args.count is None else args.count,
+        )
     except OSError as exc:
         return _fail(
             "generate",
@@ -89,6 +95,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     print(f"wrote {report.subset} ({len(report.subset_conversations)} conversations, stratified)")
     print(format_statistics(dataset_statistics(report.conversations)))
     print(f"generated and validated in {report.seconds:.1f} s ({report.attempts} attempts)")
+    return 0
+
+
+def _generate_holdout(args: argparse.Namespace, out: Path) -> int:
+    """``--holdout``: only ``conversations_holdout.jsonl``, disjoint from the main file."""
+    main = Path(args.main) if args.main else out / "conversations.jsonl"
+    if not main.is_file():
+        return _fail("generate", f"--holdout needs the main dataset: no {main}", "give --main FILE")
+    # lazy: the generator and its phrase pools load only for `crmbench generate`
+    from pytest_crmbench.generate import dataset_statistics, format_statistics
+    from pytest_crmbench.generate.holdout import (  # lazy: as above
+        HOLDOUT_COUNT,
+        HOLDOUT_SEED,
+        write_holdout,
+    )
+
+    seed = HOLDOUT_SEED if args.seed is None else args.seed
+    count = HOLDOUT_COUNT if args.count is None else args.count
+    report = write_holdout(out, main, seed=seed, count=count)
+    print(
+        f"wrote {report.path} ({len(report.conversations)} conversations, seed {seed}; "
+        f"{report.dropped} candidates dropped for overlapping {main})"
+    )
+    print(format_statistics(dataset_statistics(report.conversations)))
+    print(f"generated and validated in {report.seconds:.1f} s")
     return 0
 
 
@@ -106,8 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="generate the conversation dataset (deterministic for a seed)"
     )
     gen.add_argument("--output", default="cases", help="directory to write (default: cases)")
-    gen.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
-    gen.add_argument("--count", type=int, default=1200, help="conversations (default: 1200)")
+    gen.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: 42; --holdout: 20251)"
+    )
+    gen.add_argument(
+        "--count", type=int, default=None, help="conversations (default: 1200; --holdout: 200)"
+    )
+    gen.add_argument(
+        "--holdout",
+        action="store_true",
+        help="write only conversations_holdout.jsonl: another seed, disjoint from the main "
+        "file in utterances and created-record names",
+    )
+    gen.add_argument(
+        "--main",
+        default=None,
+        help="--holdout: the main dataset (default: OUTPUT/conversations.jsonl)",
+    )
     gen.set_defaults(func=_cmd_generate)
     add_fake_server(sub)
     add_lint(sub)

@@ -82,6 +82,8 @@ def agent_settings(settings: Settings) -> dict[str, Any]:
         "temperature": settings.agent_temperature,
         "max_tokens": settings.agent_max_tokens,
         "timeout": settings.agent_timeout,
+        "memory": settings.agent_memory,
+        "frozen": settings.agent_frozen,
     }
 
 
@@ -104,6 +106,7 @@ def crm_runner(
         strict_actions=crm_settings.strict_actions,
         judge=judge,
         feedback=crm_settings.feedback,
+        feedback_every=crm_settings.feedback_every,
     )
     runner = Runner(crm_store, crm_world, options)
     if pytestconfig.stash.get(ARC_DATASET, False):

@@ -87,6 +87,38 @@ OPTIONS: tuple[Opt, ...] = (
         choices=("off", "student", "teacher"),
     ),
     Opt(
+        "--crm-feedback-every",
+        "conversation",
+        "with --crm-feedback: call feedback() after each conversation, or after each turn too",
+        choices=("conversation", "turn"),
+    ),
+    Opt(
+        "--crm-stream-seed",
+        None,
+        "run the items as an ordered stream shuffled with this seed (default with "
+        "--crm-feedback: dataset order)",
+        int,
+    ),
+    Opt(
+        "--crm-window",
+        None,
+        "learning curve: pass rate per window of N consecutive conversations (default 50 "
+        "in a feedback run; giving it records the curve in any run)",
+        int,
+    ),
+    Opt(
+        "--agent-memory",
+        None,
+        "JSON file a learning agent (playbook:claude, playbook:openai) loads its lessons "
+        "from and saves them to",
+    ),
+    Opt(
+        "--agent-frozen",
+        False,
+        "a learning agent keeps its lessons fixed (evaluation without learning)",
+        is_flag=True,
+    ),
+    Opt(
         "--crm-recover", False, "after a failed turn continue from the expected state", is_flag=True
     ),
     Opt(
@@ -159,6 +191,8 @@ def _value(config: pytest.Config, opt: Opt) -> Any:
         raise pytest.UsageError(f"{opt.flag}: invalid value {value!r} ({exc})") from exc
 
 
+DEFAULT_WINDOW = 50
+
 #: The settings that decide what runs and how it is judged (not where or how fast).
 IDENTITY = (
     "agent",
@@ -171,6 +205,9 @@ IDENTITY = (
     "judge",
     "max_calls",
     "feedback",
+    "feedback_every",
+    "stream_seed",
+    "agent_frozen",
     "recover",
     "strict_actions",
 )
@@ -205,6 +242,11 @@ class Settings:
     judge: str
     max_calls: int
     feedback: Literal["off", "student", "teacher"]
+    feedback_every: Literal["conversation", "turn"]
+    stream_seed: int | None
+    window: int | None
+    agent_memory: str | None
+    agent_frozen: bool
     recover: bool
     strict_actions: bool
     results: str | None
@@ -259,6 +301,7 @@ class Settings:
         bounded("--agent-max-tokens", self.agent_max_tokens, 1, None)
         bounded("--agent-timeout", self.agent_timeout, 0.001, None)
         bounded("--crm-stop-after-errors", self.stop_after_errors, 0, None)
+        bounded("--crm-window", self.window, 1, None)
         mode = self.postgres
         if mode not in ("auto", "docker", "embedded"):
             if not mode.startswith(("postgres://", "postgresql://")):
@@ -285,6 +328,16 @@ class Settings:
                 elif path.is_dir() and not any(path.glob("*.jsonl")):
                     out.append(f"--crm-dataset: {part} holds no *.jsonl dataset")
         return out
+
+    @property
+    def ordered(self) -> bool:
+        """Whether items run as ordered streams with a learning curve: a feedback run,
+        or one given a stream seed or a window (e.g. the no-learning baseline)."""
+        return self.feedback != "off" or self.stream_seed is not None or self.window is not None
+
+    @property
+    def curve_window(self) -> int:
+        return self.window or DEFAULT_WINDOW
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run: results of one may complete the other's."""

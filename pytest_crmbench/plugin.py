@@ -45,11 +45,22 @@ from pytest_crmbench.session import (
     USER_PROPERTY,
     CrmSession,
     XdistController,
+    check_stream_order,
     deselect_resumed,
     deselect_shard,
     item_case,
+    order_stream,
+    stream_marks,
 )
-from pytest_crmbench.state import ARC_DATASET, RESULT, STATE, CrmState, new_run_id, worker_id
+from pytest_crmbench.state import (
+    ARC_DATASET,
+    RESULT,
+    STATE,
+    STREAM,
+    CrmState,
+    new_run_id,
+    worker_id,
+)
 
 MARKERS = (
     "conformance: CRM rule/message/cascade/search cases run against every store",
@@ -110,6 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
     answer_key.protect_shipped()  # before any agent code is imported
     mark = len(answer_key.violations())
     if workerinput is None:
+        check_stream_order(config, settings.ordered)
         _check_agent(settings, ready=_is_benchmark_run(config) and not config.option.collectonly)
     state = CrmState(
         settings=settings,
@@ -287,12 +299,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         state.dataset_info = {"files": [str(f) for f in dataset.files], "sha256": dataset.sha256}
         if dataset.defects:  # only imported (Arc) conversations have entries
             config.stash[ARC_DATASET] = True
+    streams = stream_marks(config, state, cases)
     params = [
         pytest.param(
             c,
             id=c.test_id,
             marks=[getattr(pytest.mark, m) for m in c.markers()]
-            + _defect_marks(c, state.settings.arc_defects),
+            + _defect_marks(c, state.settings.arc_defects)
+            + streams.get(c.test_id, []),
         )
         for c in cases
     ]
@@ -323,6 +337,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     deselect_shard(config, config.stash[STATE], items)  # first: a resume keeps its shard
     deselect_resumed(config, config.stash[STATE], items)
+    order_stream(config, config.stash[STATE], items)
 
 
 # == results ==========================================================================
@@ -346,10 +361,16 @@ def pytest_runtest_makereport(
         return
     if call.when == "call" and report.failed and result["outcome"] == "passed":
         result = {**result, "passed": False, "outcome": "failed"}
+    state = item.config.stash[STATE]
+    if item.stash.get(STREAM, None) is not None and "seq" not in result:
+        # Where the item finished in its stream (the process that ran it, in order): the
+        # order of the learning curve.
+        stream = f"stream-{state.worker_id}"
+        state.sequence[stream] = state.sequence.get(stream, 0) + 1
+        result = {**result, "stream": stream, "seq": state.sequence[stream]}
     item.stash[RESULT] = result
     # Plain JSON only: reports travel through xdist.
     report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
-    state = item.config.stash[STATE]
     if not state.dataset_sent and state.dataset_info:
         report.user_properties.append((DATASET_PROPERTY, state.dataset_info))
         state.dataset_sent = True

@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import json
 import platform
+import random
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -32,7 +33,7 @@ from pytest_crmbench.results import (
 )
 from pytest_crmbench.results.packing import pack_report
 from pytest_crmbench.runner.records import ItemResult
-from pytest_crmbench.state import CrmState
+from pytest_crmbench.state import STREAM, CrmState
 
 USER_PROPERTY = "crmbench"
 DATASET_PROPERTY = "crmbench_dataset"  # sent once per process: files and sha256
@@ -145,7 +146,7 @@ class CrmSession:
         state.latest = everything
         if not everything:
             return
-        state.summary = summarize(everything)
+        state.summary = summarize(everything, window=state.settings.curve_window)
         s = state.settings
         gate = Gate(s.min_pass_rate, s.baseline, s.max_regressions, s.max_error_rate)
         if gate.active:
@@ -206,6 +207,7 @@ class CrmSession:
             "oracle": bool(state.summary.get("oracle")),
             "feedback": s.feedback,
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            "learning": self.learning_info(),
             "versions": _versions(),
         }
         pack_report(json_report)
@@ -226,6 +228,23 @@ class CrmSession:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(report, fh, separators=(",", ":"), ensure_ascii=False, default=str)
         self.config.option.json_report_file = path  # as it was (for the terminal summary)
+
+    def learning_info(self) -> dict[str, Any] | None:
+        """How an ordered run was run: the order, the number of streams, when feedback
+        came, and the learning agent's memory (None for an unordered run)."""
+        s = self.state.settings
+        if not s.ordered:
+            return None
+        curve = (self.state.summary or {}).get("learning_curve") or {}
+        return {
+            "order": "dataset" if s.stream_seed is None else f"seed {s.stream_seed}",
+            "streams": curve.get("streams", 0),
+            "feedback": s.feedback,
+            "feedback_every": s.feedback_every,
+            "window": s.curve_window,
+            "agent_memory": s.agent_memory,
+            "agent_frozen": s.agent_frozen,
+        }
 
     def agent_info(self) -> dict[str, Any]:
         """The agent as run: its name, and the model, provider and API host it reported
@@ -351,6 +370,68 @@ def deselect_shard(config: pytest.Config, state: CrmState, items: list[pytest.It
     if skip:
         config.hook.pytest_deselected(items=skip)
         items[:] = keep
+
+
+def check_stream_order(config: pytest.Config, ordered: bool) -> None:
+    """An ordered run (feedback, stream seed or window) must not be reordered behind the
+    user's back: pytest-randomly's shuffling and xdist's item-by-item distribution are
+    usage errors, not a silent reorder."""
+    if not ordered:
+        return
+    if config.pluginmanager.hasplugin("randomly") and getattr(
+        config.option, "randomly_reorganize", True
+    ):
+        raise pytest.UsageError(
+            "--crm-feedback runs the items as an ordered stream, and pytest-randomly would "
+            "shuffle them: add -p no:randomly (or -p randomly --randomly-dont-reorganize)"
+        )
+    dist = getattr(config.option, "dist", "no")
+    if getattr(config.option, "numprocesses", None) and dist != "loadgroup":
+        raise pytest.UsageError(
+            "--crm-feedback with -n runs one ordered stream per worker: add --dist loadgroup "
+            f"(--dist {dist} would hand items out one by one, out of order)"
+        )
+
+
+def stream_marks(
+    config: pytest.Config, state: CrmState, cases: list[Case]
+) -> dict[str, list[pytest.MarkDecorator]]:
+    """At parametrization (before any hook reads marks): each agent case's place in the
+    stated order (dataset order, or shuffled with ``--crm-stream-seed``), dealt
+    round-robin into one stream per worker; each stream is an ``xdist_group``, so
+    ``--dist loadgroup`` runs it on one worker, in this order."""
+    settings = state.settings
+    if not settings.ordered:
+        return {}
+    workerinput = getattr(config, "workerinput", None) or {}
+    streams = max(1, int(workerinput.get("workercount", 1)))
+    agent = [c for c in cases if c.kind != "golden_sandbox"]
+    if settings.stream_seed is not None:
+        random.Random(settings.stream_seed).shuffle(agent)
+    out: dict[str, list[pytest.MarkDecorator]] = {}
+    for position, case in enumerate(agent):
+        state.stream_position[case.test_id] = position
+        out[case.test_id] = [pytest.mark.xdist_group(f"crmbench-stream-{position % streams}")]
+    return out
+
+
+def order_stream(config: pytest.Config, state: CrmState, items: list[pytest.Item]) -> None:
+    """Run the agent items in their stream order (see :func:`stream_marks`), after the
+    rest; each remembers its stream, for the sequence number of its result."""
+    if not state.settings.ordered:
+        return
+    stream: list[tuple[int, str, pytest.Item]] = []
+    rest: list[pytest.Item] = []
+    for item in items:
+        case = item_case(item)
+        position = state.stream_position.get(case.test_id) if case is not None else None
+        if position is None:
+            rest.append(item)
+            continue
+        mark = item.get_closest_marker("xdist_group")
+        item.stash[STREAM] = str(mark.args[0]) if mark is not None else "crmbench-stream-0"
+        stream.append((position, item.nodeid, item))
+    items[:] = rest + [item for _, _, item in sorted(stream, key=lambda x: (x[0], x[1]))]
 
 
 def _now() -> str:

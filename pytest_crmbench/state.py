@@ -44,6 +44,8 @@ class CrmState:
     summary: dict[str, Any] | None = None
     stores: list[Store] = field(default_factory=list)
     stores_db: list[str] = field(default_factory=list)
+    sequence: dict[str, int] = field(default_factory=dict)  # stream -> items finished in it
+    stream_position: dict[str, int] = field(default_factory=dict)  # test id -> stream order
 
     def ensure_server(self) -> str:
         """Admin URL of the PostgreSQL server, starting one in this process if needed."""
@@ -102,6 +104,7 @@ START_TIMEOUT = 60.0
 
 STATE = pytest.StashKey[CrmState]()
 RESULT = pytest.StashKey[ItemResult]()
+STREAM = pytest.StashKey[str]()  # the ordered stream an item runs in (feedback runs)
 ARC_DATASET = pytest.StashKey[bool]()  # the collected dataset holds conversations imported from Arc
 
 

@@ -212,3 +212,26 @@ def test_reading_the_answer_key_fails_and_is_marked_oracle(world: Any, conversat
     assert all(r["oracle"] for r in results)
     assert all(str(DATASET.resolve()) in (r["first_failure"] or {})["reason"] for r in results)
     assert summarize(results)["pass_rate"] == 0.0
+
+
+def test_per_turn_student_feedback_holds_no_expected_values(world: Any, conversations: Any) -> None:
+    runner = _runner(world, feedback="student", feedback_every="turn")
+    told = 0
+    for conv in conversations:
+        agent = WrongAmountLearner()
+        result = runner.run(conv, agent)
+        per_turn = [f for f in agent.feedbacks if f.get("scope") == "turn"]
+        assert len(per_turn) == len(conv.turns) and len(agent.feedbacks) == len(conv.turns) + 1
+        for fb, turn in zip(per_turn, result["turns"], strict=True):
+            assert fb["mode"] == "student" and len(fb["turns"]) == 1
+            assert fb["passed"] == turn["passed"] and "expected_calls" not in fb["turns"][0]
+            assert conv.id not in json.dumps(fb)
+            said = " ".join(fb["turns"][0]["reasons"])
+            leaked = [
+                v
+                for v in _expected_values(conv)
+                if len(v) > 1 and re.search(rf"(?<![\w.]){re.escape(v)}(?![\w])", said)
+            ]
+            assert leaked == [], (conv.id, leaked, said)
+            told += not fb["passed"]
+    assert told > 10

@@ -115,3 +115,11 @@ class ReportsUsage(Protocol):
     """An agent that reports the tokens and cost of its last turn."""
 
     def last_usage(self) -> Usage | dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class ReportsLearningUsage(Protocol):
+    """A learning agent that reports what distilling its last feedback cost (tokens,
+    cost), counted apart as ``learning_*`` totals; ``None`` or ``{}`` when nothing."""
+
+    def last_learning_usage(self) -> dict[str, float] | None: ...

@@ -15,6 +15,8 @@ BUILTIN: dict[str, str] = {
     "noop": "pytest_crmbench.agents.scripted:NoopAgent",
     "claude": "pytest_crmbench.agents.claude:ClaudeAgent",
     "openai": "pytest_crmbench.agents.openai_agent:OpenAIAgent",
+    "playbook:claude": "pytest_crmbench.agents.playbook:ClaudePlaybook",
+    "playbook:openai": "pytest_crmbench.agents.playbook:OpenAIPlaybook",
 }
 
 

@@ -12,9 +12,12 @@ Knows nothing of pytest.
 
 from pytest_crmbench.fakemodel.policies import (
     FakeJudgePolicy,
+    LearnerPolicy,
     OraclePolicy,
     RouterPolicy,
     ScriptedPolicy,
+    learnt_lessons,
+    load_learner,
     load_oracle,
 )
 from pytest_crmbench.fakemodel.server import ALL_FAULTS, FakeModelServer, FaultConfig
@@ -28,8 +31,11 @@ __all__ = [
     "FakeReply",
     "FakeRequest",
     "FaultConfig",
+    "LearnerPolicy",
     "OraclePolicy",
     "RouterPolicy",
     "ScriptedPolicy",
+    "learnt_lessons",
+    "load_learner",
     "load_oracle",
 ]

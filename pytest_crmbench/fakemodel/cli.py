@@ -12,7 +12,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_crmbench.dataset.loader import DatasetError
-from pytest_crmbench.fakemodel.policies import OraclePolicy, RouterPolicy, load_oracle
+from pytest_crmbench.fakemodel.policies import (
+    LearnerPolicy,
+    OraclePolicy,
+    RouterPolicy,
+    load_oracle,
+)
 from pytest_crmbench.fakemodel.server import ALL_FAULTS, FakeModelServer, FaultConfig
 from pytest_crmbench.locations import shipped_conversations
 
@@ -55,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--parallel", action="store_true", help="the oracle makes a turn's calls in one response"
+    )
+    p.add_argument(
+        "--policy",
+        choices=("oracle", "learner"),
+        default="oracle",
+        help="oracle (default), or learner: systematic mistakes (enum case, a missing "
+        "required field, writing before looking up) until the system prompt holds the lesson",
     )
     p.add_argument("--verbose", action="store_true", help="one line per answered request")
     p.set_defaults(func=run)
@@ -191,6 +203,8 @@ def _load(args: argparse.Namespace) -> OraclePolicy | int:
             "the golden files hold no agent case: serving 0 conversations",
             "use --dataset FILE, or golden files with agent cases",
         )
+    if getattr(args, "policy", "oracle") == "learner":
+        return LearnerPolicy(oracle.conversations(), parallel=args.parallel)
     return oracle
 
 
@@ -220,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
             "choose another --port (0 picks a free one) or --host",
         )
     print(f"fake model server on {server.base_url} ({len(oracle)} conversations)", flush=True)
+    print(f"  policy: {args.policy}", flush=True)
     print(f"  claude: export ANTHROPIC_BASE_URL={server.anthropic_base_url}", flush=True)
     print(f"  openai: --agent-base-url {server.openai_base_url}", flush=True)
     print("  any API key works, e.g. export ANTHROPIC_API_KEY=fake; Ctrl-C stops", flush=True)

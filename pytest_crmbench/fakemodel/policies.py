@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -81,6 +82,10 @@ def _decode_result(text: str) -> tuple[bool, Any, str | None]:
     return True, data, None
 
 
+Outcomes = dict[tuple[int, int], tuple[bool, Any, Any]]
+Plan = tuple[Any, int, Outcomes, dict[int, list[Any]], list[int]]
+
+
 class OraclePolicy:
     """Plays the reference: finds the conversation by the user messages so far and makes
     the current turn's expected calls (references resolved from the tool results in the
@@ -100,13 +105,34 @@ class OraclePolicy:
                 self._index.setdefault(users, (conv, k))
 
     def __len__(self) -> int:
-        return len({id(conv) for conv, _ in self._index.values()})
+        return len(self.conversations())
+
+    def conversations(self) -> list[Any]:
+        """The conversations it knows, each once."""
+        return list({id(conv): conv for conv, _ in self._index.values()}.values())
 
     def respond(self, request: FakeRequest) -> FakeReply:
+        plan = self._plan(request)
+        if plan is None:
+            return FakeReply("I am sorry, I cannot help with that request.")
+        conv, k, outcomes, results, todo = plan
+        turn = conv.turns[k - 1]
+        if todo and request.can_call_tools:
+            calls = []
+            for i in todo if self.parallel else todo[:1]:
+                call = self._call(request, k, i, turn.expected_calls[i], results)
+                if call is None:
+                    return FakeReply("I could not find the record from earlier in our talk.")
+                calls.append(call)
+            return FakeReply("", calls)
+        return self._reply(turn, k, outcomes)
 
+    def _plan(self, request: FakeRequest) -> Plan | None:
+        """(conversation, turn number, outcomes so far, results of earlier turns, the
+        turn's calls still to make), or None for a conversation it does not know."""
         found = self._index.get(tuple(request.user_texts()))
         if found is None:
-            return FakeReply("I am sorry, I cannot help with that request.")
+            return None
         conv, k = found
         outcomes = self._outcomes(request.messages)
         results = {
@@ -118,16 +144,21 @@ class OraclePolicy:
         }
         turn = conv.turns[k - 1]
         todo = [i for i in range(len(turn.expected_calls)) if (k, i) not in outcomes]
-        if todo and request.can_call_tools:
-            calls = []
-            for i in todo if self.parallel else todo[:1]:
-                expected = turn.expected_calls[i]
-                try:
-                    args = resolve(expected.args, results)
-                except RefError:
-                    return FakeReply("I could not find the record from earlier in our talk.")
-                calls.append(FakeCall(call_id(request, f"o{k}x{i}"), expected.tool, args))
-            return FakeReply("", calls)
+        return conv, k, outcomes, results, todo
+
+    @staticmethod
+    def _call(
+        request: FakeRequest, k: int, i: int, expected: Any, results: dict[int, list[Any]]
+    ) -> FakeCall | None:
+        """Expected call ``i`` of turn ``k``, references resolved (None: unresolvable)."""
+        try:
+            resolved = resolve(expected.args, results)
+        except RefError:
+            return None
+        return FakeCall(call_id(request, f"o{k}x{i}"), expected.tool, resolved)
+
+    @staticmethod
+    def _reply(turn: Any, k: int, outcomes: Outcomes) -> FakeReply:
         errors = [
             str(outcomes[(k, i)][2])
             for i in range(len(turn.expected_calls))
@@ -154,6 +185,117 @@ class OraclePolicy:
                     if match and result is not None and int(match.group(1)) == turn:
                         out[(turn, int(match.group(2)))] = _decode_result(result.text)
         return out
+
+
+# == a learner =======================================================================
+_ENUM_KEYS = ("stage", "status", "entity_type")
+_WRITE_GROUPS = ("modify", "lifecycle")
+_LOOKUP_GROUPS = ("search", "read")
+LESSON_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "enum-case": ("enum",),
+    "required-field": ("required field",),
+    "lookup-first": ("search", "before"),
+}
+
+
+def learnt_lessons(system: str) -> set[str]:
+    """Lessons found in a system prompt: a ``- `` line after a line mentioning
+    "lessons" that holds every keyword of the lesson (case-insensitive). The base prompt
+    has no lessons section, so general guidance there does not count."""
+    found: set[str] = set()
+    in_lessons = False
+    for line in system.splitlines():
+        low = line.strip().casefold()
+        if "lessons" in low and not low.startswith("- "):
+            in_lessons = True
+            continue
+        if in_lessons and low.startswith("- "):
+            for key, words in LESSON_KEYWORDS.items():
+                if all(w in low for w in words):
+                    found.add(key)
+    return found
+
+
+class LearnerPolicy(OraclePolicy):
+    """The oracle with three systematic mistakes, each dropped once the system prompt
+    holds the matching lesson (see :func:`learnt_lessons`) — a model that learns from a
+    playbook, to prove a learning loop end to end without an API key:
+
+    * ``enum-case``: enum values (stage, status, entity type) sent lower-case, and the
+      stage Negotiation as "negotiations" — the CRM refuses them;
+    * ``required-field``: creating a record without its first required id field (or the
+      client's email) — the CRM says the tool requires it;
+    * ``lookup-first``: in a turn that looks a record up and then writes to it, the write
+      goes first with an id guessed from the name — the CRM says it is not found.
+    """
+
+    def __init__(self, conversations: Iterable[Any], *, parallel: bool = False) -> None:
+        super().__init__(conversations, parallel=parallel)
+        from pytest_crmbench.crm.catalog import AGENT_TOOLS  # lazy: only the learner needs it
+
+        self._groups = {t.name: t.group for t in AGENT_TOOLS}
+        self._required = {t.name: list(t.json_schema()["required"]) for t in AGENT_TOOLS}
+        self.mistakes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def respond(self, request: FakeRequest) -> FakeReply:
+        plan = self._plan(request)
+        if plan is None or not plan[4] or not request.can_call_tools or self.parallel:
+            return super().respond(request)
+        conv, k, _, results, todo = plan
+        learnt = learnt_lessons(request.system)
+        turn = conv.turns[k - 1]
+        first = turn.expected_calls[todo[0]]
+        if "lookup-first" not in learnt and self._groups.get(first.tool) in _LOOKUP_GROUPS:
+            for j in todo[1:]:
+                write = turn.expected_calls[j]
+                if self._groups.get(write.tool) in _WRITE_GROUPS:
+                    call = self._call(request, k, j, write, results)
+                    id_key = self._required[write.tool][0]
+                    if call is not None and isinstance(call.args, dict) and id_key in call.args:
+                        guess = (
+                            str(first.args.get("name") or "the record")
+                            if isinstance(first.args, dict)
+                            else "the record"
+                        )
+                        call.args = {**call.args, id_key: guess}
+                        self._count("lookup-first")
+                        return FakeReply("", [call])
+        call = self._call(request, k, todo[0], first, results)
+        if call is None:
+            return super().respond(request)
+        if isinstance(call.args, dict):
+            call.args = self._mistaken(call.name, call.args, learnt)
+        return FakeReply("", [call])
+
+    def _count(self, mistake: str) -> None:
+        with self._lock:
+            self.mistakes[mistake] += 1
+
+    def _mistaken(self, tool: str, args: dict[str, Any], learnt: set[str]) -> dict[str, Any]:
+        out = json.loads(json.dumps(args))
+        if "enum-case" not in learnt:
+            for holder in (out, out.get("updates")):
+                if not isinstance(holder, dict):
+                    continue
+                for key in _ENUM_KEYS:
+                    value = holder.get(key)
+                    if isinstance(value, str) and value[:1].isupper():
+                        holder[key] = "negotiations" if value == "Negotiation" else value.lower()
+                        self._count("enum-case")
+        if "required-field" not in learnt and self._groups.get(tool) == "create":
+            for key in self._required.get(tool, []):
+                if (key.endswith("_id") or key == "email") and key in out:
+                    del out[key]
+                    self._count("required-field")
+                    break
+        return dict(out)
+
+
+def load_learner(datasets: Sequence[str], golden: Sequence[str] = ()) -> LearnerPolicy:
+    """A learner over conversation files (JSONL) and golden files/folders (agent cases)."""
+    oracle = load_oracle(datasets, golden)
+    return LearnerPolicy(oracle.conversations())
 
 
 def load_oracle(

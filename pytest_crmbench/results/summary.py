@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_crmbench.results.learning import learning_curve
 from pytest_crmbench.runner.records import ItemResult
 
 
@@ -90,12 +91,13 @@ def is_agent_item(result: ItemResult) -> bool:
     return result.get("family") not in ENVIRONMENT_FAMILIES
 
 
-def summarize(all_results: Sequence[ItemResult]) -> dict[str, Any]:
+def summarize(all_results: Sequence[ItemResult], *, window: int = 50) -> dict[str, Any]:
     """The ``crmbench.summary`` of a run.
 
     Every rate, table, pass^k and gate counts only items in which the agent acted;
     environment checks (golden sandbox cases, sent to the CRM without the agent) are
-    counted apart under ``environment``.
+    counted apart under ``environment``. Items of an ordered run (with ``seq``) add the
+    ``learning_curve`` over windows of ``window`` conversations.
     """
     results = [r for r in all_results if is_agent_item(r)]
     environment = [r for r in all_results if not is_agent_item(r)]
@@ -164,9 +166,12 @@ def summarize(all_results: Sequence[ItemResult]) -> dict[str, Any]:
             sum(any(t["checks"]["reply"]["passed"] for t in r["turns"]) for r in conv), len(conv)
         ),
     }
-    # The judge's own tokens and cost, counted apart from the agent's.
-    for key in sorted(k for k in usage if k.startswith("judge_")):
+    # The judge's and the learner's own tokens and cost, counted apart from the agent's.
+    for key in sorted(k for k in usage if k.startswith(("judge_", "learning_"))):
         summary[key] = round(usage[key], 6) if "cost" in key else int(usage[key])
+    curve = learning_curve(results, window)
+    if curve is not None:
+        summary["learning_curve"] = curve
     hat = pass_hat_k(results)
     if hat is not None:
         summary["pass_hat_k"] = hat

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_crmbench.results.learning import sparkline
+
 
 def _pct(rate: float | None) -> str:
     return "  n/a" if rate is None else f"{rate * 100:5.1f}%"
@@ -73,6 +75,7 @@ def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[s
             f"pass@1: {_pct(hat['pass_at_1'])}{_ci(hat.get('pass_at_1_ci'))}"
             f"   ({hat['cases']} cases)"
         )
+    lines += _curve_lines(s.get("learning_curve"))
     lines += _rows("by complexity", s["by_complexity"])
     lines += _rows("by workflow", s["by_workflow"])
     lines += _rows("by family", s["by_family"])
@@ -102,3 +105,19 @@ def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[s
             f"{_pct(s['share_any_turn_reply_passed'])}"
         )
     return lines
+
+
+def _curve_lines(lc: dict[str, Any] | None) -> list[str]:
+    """One compact row: first → last window, the change with its 95 % interval, and a
+    sparkline of every window."""
+    if not lc:
+        return []
+    lo, hi = lc["delta_ci"]
+    streams = lc.get("streams", 1)
+    return [
+        f"  learning curve (window {lc['window']}, {lc.get('items', 0)} conversations, "
+        f"{streams} stream{'s' if streams != 1 else ''}): "
+        f"{_pct(lc['first']['pass_rate']).strip()} → {_pct(lc['last']['pass_rate']).strip()}  "
+        f"Δ {lc['delta'] * 100:+.1f} pts (95% CI {lo * 100:+.1f}..{hi * 100:+.1f})  "
+        + sparkline([w["pass_rate"] for w in lc["windows"]])
+    ]

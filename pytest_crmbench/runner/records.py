@@ -80,6 +80,8 @@ class ItemResult(TypedDict):
     result: NotRequired[Any]  # golden sandbox: what the call returned
     oracle: NotRequired[bool]  # the agent was given, or took, reference data
     model: NotRequired[dict[str, str | None]]  # name, provider, host of a model-backed agent
+    stream: NotRequired[str]  # ordered runs: the stream the item ran in
+    seq: NotRequired[int]  # ordered runs: its position (1-based) in that stream
 
 
 ANSWER_KEY_REASON = "the agent opened the benchmark's answer key"

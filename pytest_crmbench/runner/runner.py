@@ -28,6 +28,7 @@ from pytest_crmbench.agents.base import (
     Briefing,
     DescribesModel,
     LearnsFromFeedback,
+    ReportsLearningUsage,
     ReportsUsage,
     ToolResult,
     Usage,
@@ -78,6 +79,8 @@ class RunOptions:
     # After each conversation, tell an agent that learns (``feedback()``) how it did:
     # ``student`` says what failed, never the expected values; ``teacher`` adds them.
     feedback: Literal["off", "student", "teacher"] = "off"
+    # When: after the whole conversation, or after every turn as well (the turn's own view).
+    feedback_every: Literal["conversation", "turn"] = "conversation"
 
 
 @dataclass
@@ -291,6 +294,10 @@ class Runner:
             )
             turns.append(turn_result)
             lessons.append(student)
+            per_turn = opts.feedback != "off" and opts.feedback_every == "turn"
+            if per_turn and isinstance(agent, LearnsFromFeedback):
+                view = _turn_view(turn_result, student, opts.feedback)
+                self._guard(agent.feedback, _turn_feedback(view, briefing.session, opts.feedback))
         passed = all(t["passed"] for t in turns)
         first = next((t for t in turns if not t["passed"]), None)
         usage = _sum_usage(t["usage"] for t in turns)
@@ -322,6 +329,13 @@ class Runner:
         if opts.feedback != "off" and isinstance(agent, LearnsFromFeedback):
             view = _feedback_view(result, briefing.session, lessons, opts.feedback)
             self._guard(agent.feedback, view)
+        if isinstance(agent, ReportsLearningUsage):  # what distilling the feedback cost
+            spent = agent.last_learning_usage()
+            if spent:
+                result["usage"] = {
+                    **result["usage"],
+                    **{f"learning_{k}": v for k, v in spent.items()},
+                }
         read = answer_key.violations()[read_before:]
         return read_answer_key(result, read) if read else result
 
@@ -503,29 +517,52 @@ def _sum_usage(items: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
     return total
 
 
+def _turn_view(t: TurnResult, student: list[str], mode: str) -> dict[str, Any]:
+    """One turn as feedback: pass/fail, failed checks and the reasons (``student``: what
+    failed, never an expected value; ``teacher`` adds values, expected calls and facts)."""
+    view: dict[str, Any] = {
+        "turn": t["turn"],
+        "kind": t["kind"],
+        "passed": t["passed"],
+        "failed_checks": sorted(
+            name
+            for name, check in t["checks"].items()
+            if name != "action" and not check.get("passed", True)
+        ),
+        "reasons": list(student),
+    }
+    if mode == "teacher":
+        view["reasons"] = list(t["reasons"])
+        view["expected_calls"] = t["expected_calls"]
+        view["must_mention"] = t["checks"]["reply"].get("facts", [])
+    return view
+
+
+def _turn_feedback(view: dict[str, Any], session: str, mode: str) -> dict[str, Any]:
+    """Feedback after one turn (``--crm-feedback-every turn``): the same shape as the
+    conversation's, holding only that turn; ``scope`` tells the two apart."""
+    return {
+        "mode": mode,
+        "scope": "turn",
+        "session": session,
+        "turn": view["turn"],
+        "passed": view["passed"],
+        "turns": [view],
+    }
+
+
 def _feedback_view(
     result: ItemResult, session: str, lessons: Sequence[list[str]], mode: str
 ) -> dict[str, Any]:
     """What an agent may learn after a conversation: per turn, pass/fail, which checks
-    failed and why. ``student``: what failed (check, record, fields), never an expected
-    value or anything the case could be looked up by; ``teacher`` adds the reasons with
-    their values, the expected calls and the required facts."""
-    turns = []
-    for t, student in zip(result["turns"], lessons, strict=True):
-        view: dict[str, Any] = {
-            "turn": t["turn"],
-            "kind": t["kind"],
-            "passed": t["passed"],
-            "failed_checks": sorted(
-                name
-                for name, check in t["checks"].items()
-                if name != "action" and not check.get("passed", True)
-            ),
-            "reasons": student,
-        }
-        if mode == "teacher":
-            view["reasons"] = list(t["reasons"])
-            view["expected_calls"] = t["expected_calls"]
-            view["must_mention"] = t["checks"]["reply"].get("facts", [])
-        turns.append(view)
-    return {"mode": mode, "session": session, "passed": result["passed"], "turns": turns}
+    failed and why (see :func:`_turn_view`)."""
+    turns = [
+        _turn_view(t, student, mode) for t, student in zip(result["turns"], lessons, strict=True)
+    ]
+    return {
+        "mode": mode,
+        "scope": "conversation",
+        "session": session,
+        "passed": result["passed"],
+        "turns": turns,
+    }
