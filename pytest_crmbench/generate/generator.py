@@ -430,7 +430,7 @@ class Generator:
                     expected_calls=calls,
                     expect="failure" if t.expect == "failure" else "success",
                     error_contains=t.error_contains,
-                    reply=Reply(must_mention=facts),
+                    reply=Reply(must_mention=facts, must_not_mention=t.avoid, rubric=t.rubric),
                 )
             )
         tags = sorted(tools)
@@ -469,6 +469,14 @@ class Generator:
             for fact in turn.reply.must_mention:
                 if not fact_present(fact, blob):
                     raise GenerationBug(f"{where}: fact {fact!r} is not in the results")
+            for value in turn.reply.must_not_mention:
+                # An honest reply states the results and facts: none may hold what it
+                # must leave out (the oracle's reply is exactly those facts).
+                said = [blob, turn.user, *turn.reply.must_mention]
+                if any(fact_present(value, text) for text in said) or any(
+                    fact_present(f, value) for f in turn.reply.must_mention
+                ):
+                    raise GenerationBug(f"{where}: {value!r} to leave out is in the answer")
             writes = any(c["ok"] and c["tool"] in WRITES for c in ref.calls)
             telling = any(not fact_present(f, "Done.") for f in turn.reply.must_mention)
             if turn.expect == "success" and not (writes or telling):

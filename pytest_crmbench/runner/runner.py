@@ -44,7 +44,7 @@ from pytest_crmbench.crm.seed import SeedWorld, record_from_json
 from pytest_crmbench.crm.service import CRM
 from pytest_crmbench.crm.store import Store
 from pytest_crmbench.dataset import answer_key
-from pytest_crmbench.dataset.facts import missing_facts
+from pytest_crmbench.dataset.facts import fact_present, missing_facts
 from pytest_crmbench.dataset.model import Conversation, Turn
 from pytest_crmbench.dataset.refs import resolve
 from pytest_crmbench.runner import verdict as V
@@ -371,6 +371,7 @@ class Runner:
         checks["reply"] = {"passed": not missing, "missing": missing}
         if opts.feedback == "teacher":
             checks["reply"]["facts"] = list(turn.reply.must_mention)
+            checks["reply"]["avoid"] = list(turn.reply.must_not_mention)
         if missing:
             reasons.append(
                 V.Finding(
@@ -379,6 +380,19 @@ class Runner:
                     + ": "
                     + ", ".join(repr(m) for m in missing),
                     f"reply: {len(missing)} required fact(s) missing",
+                )
+            )
+        unwanted = [f for f in turn.reply.must_not_mention if fact_present(f, reply)]
+        checks["reply"]["unwanted"] = unwanted
+        if unwanted:
+            checks["reply"]["passed"] = False
+            reasons.append(
+                V.Finding(
+                    "mentions records that do not match the request: "
+                    + ", ".join(repr(u) for u in unwanted),
+                    f"reply: {len(unwanted)} "
+                    + ("record that does" if len(unwanted) == 1 else "records that do")
+                    + " not match the request mentioned",
                 )
             )
         if opts.judge is not None and turn.reply.rubric:
@@ -498,7 +512,7 @@ def _feedback_view(
     """What an agent may learn after a conversation: per turn, pass/fail, which checks
     failed and why. ``student``: what failed (check, record, fields), never an expected
     value or anything the case could be looked up by; ``teacher`` adds the reasons with
-    their values, the expected calls and the required facts."""
+    their values, the expected calls, the required facts and the facts to leave out."""
     turns = []
     for t, student in zip(result["turns"], lessons, strict=True):
         view: dict[str, Any] = {
@@ -516,5 +530,6 @@ def _feedback_view(
             view["reasons"] = list(t["reasons"])
             view["expected_calls"] = t["expected_calls"]
             view["must_mention"] = t["checks"]["reply"].get("facts", [])
+            view["must_not_mention"] = t["checks"]["reply"].get("avoid", [])
         turns.append(view)
     return {"mode": mode, "session": session, "passed": result["passed"], "turns": turns}

@@ -6,6 +6,7 @@ from typing import Any
 
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import Builder, Call, Skip
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import count_sub, locate
 from pytest_crmbench.generate.workflows.common import (
     CLIENT,
@@ -189,7 +190,8 @@ def t_client_lookup(b: Builder, topic: str) -> None:
             return [str(rec["email"]), str(rec["status"]), *owner]
         return [str(rec[kind])]
 
-    act(b, topic, ref, Q_CLIENT_SINGLE[kind], None, facts, wrap=req_or_ask)
+    avoid = misses(b, "client", anchors=[str(c["client_id"])])
+    act(b, topic, ref, Q_CLIENT_SINGLE[kind], None, facts, wrap=req_or_ask, avoid=avoid)
 
 
 def t_client_list(b: Builder, topic: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_crmbench.generate.builder import Builder, Call, Skip
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.workflows.common import act, list_ok, names_facts, req_or_ask
 
 # == what users say ==================================================================
@@ -74,6 +75,7 @@ def t_company_search(b: Builder, topic: str) -> None:
         search,
         facts,
         wrap=req_or_ask,
+        avoid=misses(b, "company", criteria=criteria),
         t=t,
         t_lc=t.lower(),
         v=v,

@@ -7,6 +7,7 @@ from typing import Any
 from pytest_crmbench.generate import phrasing as P
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import Builder, Call, Skip
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import locate
 from pytest_crmbench.generate.workflows.common import (
     CONTACT,
@@ -151,7 +152,18 @@ def t_contact_lookup(b: Builder, topic: str) -> None:
         return [cname] if kind == "client" else [str(looked_up(r, ref)[kind])]
 
     templates = Q_CONTACT_SINGLE[kind]
-    act(b, topic, ref, templates, client, facts, wrap=req_or_ask, task="contact_search")
+    avoid = misses(b, "contact", anchors=[str(p["contact_id"])], also=("client", [p["client_id"]]))
+    act(
+        b,
+        topic,
+        ref,
+        templates,
+        client,
+        facts,
+        wrap=req_or_ask,
+        task="contact_search",
+        avoid=avoid,
+    )
 
 
 def t_contact_list(b: Builder, topic: str) -> None:

@@ -166,7 +166,11 @@ def t_contract_search(b: Builder, topic: str) -> None:
             out.append(m(k["value"]) if k.get("value") is not None else str(k["status"]))
         return list(dict.fromkeys(out))
 
-    ask_list(b, topic, "contract", search, found, Q_CONTRACT_LIST, facts, w=" ".join(search.words))
+    clients = sorted({str(k["client_id"]) for k in found})
+    w = " ".join(search.words)
+    ask_list(
+        b, topic, "contract", search, found, Q_CONTRACT_LIST, facts, w=w, also=("client", clients)
+    )
 
 
 # == refusals ========================================================================

@@ -10,6 +10,7 @@ from typing import Any
 from pytest_crmbench.generate import phrasing as P
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import CLOSED, OPEN_STAGES, Builder, Call, Skip, short_client
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import count_sub, locate
 from pytest_crmbench.generate.workflows.common import (
     QUOTE,
@@ -212,6 +213,15 @@ T_VIEW: dict[str, tuple[str, ...]] = {
         "any notes logged on <opp>?",
         "what has the team noted on <opp>?",
     ),
+}
+VIEW_RUBRIC = {
+    "overview": "Names the deal's client, stage and amount as the CRM records them, about "
+    "this deal only.",
+    "quotes": "Lists the quotes on this deal with their amounts (and how many there are); "
+    "no quotes of other deals.",
+    "docs": "Lists the documents attached to this deal by file name; no files of other records.",
+    "notes": "Relays what the notes on this deal say (their content, not only who wrote "
+    "them); no notes of other records.",
 }
 T_DETAILS_ALIAS = (
     "get me the opportunity details for <opp>.",
@@ -418,7 +428,8 @@ def t_find_opportunity(b: Builder, topic: str) -> None:
             return [pct(rec["probability"])]
         return [str(rec[kind])]
 
-    act(b, topic, ref, Q_OPP_SINGLE[kind], None, facts, wrap=ask)
+    avoid = misses(b, "opportunity", anchors=[str(o["opportunity_id"])])
+    act(b, topic, ref, Q_OPP_SINGLE[kind], None, facts, wrap=ask, avoid=avoid)
 
 
 def _opp_search(b: Builder, *, with_client: bool) -> Search:
@@ -484,6 +495,16 @@ def t_summarize(b: Builder, topic: str, *, with_client: bool = False) -> None:
     search, _ = search_until(
         b, "opportunity_search", draw, lambda _, found: 1 <= len(found) < total
     )
+    w = " and ".join(search.words)
+
+    def rubric(r: list[Any]) -> str:
+        s = r[-1]
+        return (
+            f"Reports how many opportunities there are {w} ({s['total_count']}) and their "
+            f"total value ({m(s['total_amount'])}), from the CRM's figures; deals outside "
+            "that filter are neither counted nor named."
+        )
+
     act(
         b,
         topic,
@@ -492,7 +513,9 @@ def t_summarize(b: Builder, topic: str, *, with_client: bool = False) -> None:
         Call("summarize_opportunities", search.criteria),
         lambda r: [str(r[-1]["total_count"]), m(r[-1]["total_amount"])],
         wrap=req_or_ask,
-        w=" and ".join(search.words),
+        avoid=misses(b, "opportunity", criteria=search.criteria),
+        rubric=rubric,
+        w=w,
     )
 
 
@@ -527,7 +550,17 @@ def _view(b: Builder, topic: str, tool: str, kind: str) -> None:
 
     ref = locate(b, "opportunity", oid)
     templates = T_DETAILS_ALIAS if alias else T_VIEW[kind]
-    act(b, topic, ref, templates, Call(tool, {"opportunity_id": oid}), facts, wrap=req_or_ask)
+    act(
+        b,
+        topic,
+        ref,
+        templates,
+        Call(tool, {"opportunity_id": oid}),
+        facts,
+        wrap=req_or_ask,
+        avoid=misses(b, "opportunity", anchors=[oid]),
+        rubric=lambda r: VIEW_RUBRIC[kind],
+    )
 
 
 def t_view_opportunity(b: Builder, topic: str) -> None:
