@@ -35,7 +35,7 @@ _REASONS: tuple[tuple[str, str], ...] = (
 )
 _EXTENSION = re.compile(r"extension '\.([^']+)' is not supported")
 _NOT_FOUND = re.compile(r"^(\w+) not found with ID")
-_SMALL = re.compile(r"\d{1,2}")
+_SMALL = re.compile(r"\$?(\d{1,2})%?")
 
 #: Read tools whose answer is the whole table: nothing to over-report.
 UNBOUNDED = frozenset({"quote_prefixes"})
@@ -63,8 +63,10 @@ def echoed(fact: str, user: str) -> bool:
 
 
 def guessable(fact: str) -> bool:
-    """A small count (0–10): a reply listing a few numbers would hit it by chance."""
-    return bool(_SMALL.fullmatch(fact.strip())) and int(fact) <= 10
+    """A small number (0–10, a count or a percentage): a reply listing a few numbers
+    would hit it by chance."""
+    m = _SMALL.fullmatch(fact.strip())
+    return m is not None and int(m.group(1)) <= 10
 
 
 def result_text(results: Sequence[Any]) -> str:
@@ -121,8 +123,33 @@ def clean_avoid(
 
 # == notes ===========================================================================
 _STOP = frozenset(
-    "a an and as at be by for from in is of on or the to was were with after before "
-    "their our they we".split()
+    [
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "in",
+        "is",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "was",
+        "were",
+        "with",
+        "after",
+        "before",
+        "their",
+        "our",
+        "they",
+        "we",
+    ]
 )
 _CLAUSE = re.compile(r"[.;:,()!?\"]+|\s[—–-]\s")
 

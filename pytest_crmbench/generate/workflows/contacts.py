@@ -39,7 +39,7 @@ T_CREATE_CONTACT = (
     "create a contact for <c>: <full><title><extras>",
     "!new contact at <c> — <full><title><extras>",
     "!<full> just joined <cn><title_as>. Add them as a contact<extras>",
-    "add a contact named <full> under <c><title><extras>",
+    "register a contact named <full> under <c><title><extras>",
     "put <full> in the CRM as a contact for <c><title><extras>",
 )
 T_MOD_CONTACT: dict[str, tuple[str, ...]] = {
@@ -55,7 +55,7 @@ T_MOD_CONTACT: dict[str, tuple[str, ...]] = {
     ),
     "email": (
         "change the email of <p> to <v>",
-        "!<pn>'s new email is <v>; update it",
+        "!<pn>'s new email is <v>; change it in their record",
         "update <p> with email <v>",
     ),
     "notes": ("set the notes on <p> to <v>", "update the contact notes for <p>: <v>"),
@@ -63,7 +63,7 @@ T_MOD_CONTACT: dict[str, tuple[str, ...]] = {
 Q_CONTACT_SINGLE: dict[str, tuple[str, ...]] = {
     "title": ("what's <p>'s job title?", "what does <p> do there — what's the title?"),
     "email": ("what's the email address of <p>?", "how do I email <p>?"),
-    "phone": ("what's the phone number for <p>?", "do we have a number for <p>?"),
+    "phone": ("what number can I reach <p> on?", "do we have a number for <p>?"),
     "client": ("which client does <p> work for?", "who is <p> with — which account?"),
 }
 Q_CONTACT_LIST = (
@@ -106,7 +106,7 @@ def t_create_contact(b: Builder, topic: str) -> None:
     act(
         b,
         topic,
-        locate(b, "client", cid),
+        locate(b, "client", cid, email_ok=False),
         T_CREATE_CONTACT,
         Call("create_new_contact", args),
         lambda r: [person(r[-1])],
@@ -233,7 +233,7 @@ def r_invalid_email(b: Builder, room: int, topic: str) -> None:
             "create a contact for <c>: <p>, <e>",
             "new contact at <c> — <p> (email: <e>)",
         ]
-        ref = locate(b, "client", cid)
+        ref = locate(b, "client", cid, email_ok=False)
         create = Call("create_new_contact", args)
         refuse(b, CONTACT, ref, asks, create, BAD_EMAIL, p=f"{first} {last}", e=bad)
         if recovers(b, room):

@@ -75,7 +75,7 @@ T_DELETE_QUOTE = (
 )
 Q_QUOTE_LIST = (
     "which quotes are there <w>?",
-    "show me the quotes <w>.",
+    "bring up the quotes <w>.",
     "list every quote <w>.",
     "what quotes do we have <w>?",
 )
@@ -110,7 +110,7 @@ T_COMPARE: dict[str, tuple[str, ...]] = {
 Q_PREFIXES = (
     "what quote prefixes are in use?",
     "which quote numbering prefixes do we have now?",
-    "list the quote prefixes for me.",
+    "list the quote prefixes we use.",
     "what prefixes are our quotes using at the moment?",
     "remind me which quote prefixes exist.",
 )
