@@ -509,7 +509,7 @@ def format_report(report: LintReport) -> str:
         for kind, count in report.counts_by_kind().items():
             extra = stats.get("defects", {}).get(kind, {})
             lines.append(
-                f"  {kind:<22} {count:>5}  ({extra.get('conversations', 0)} conversations, "
+                f"  {kind:<24} {count:>5}  ({extra.get('conversations', 0)} conversations, "
                 f"{extra.get('turns', 0)} turns) — {KINDS.get(kind, '')}"
             )
     else:

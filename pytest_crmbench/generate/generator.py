@@ -5,11 +5,16 @@
 2. Each conversation is built turn by turn (:class:`~.builder.Builder`): tasks are drawn
    from the workflow's menu or, for the other turns, from the production task mix
    (``data/task_frequencies.json``, rare tools floored so each is measured).
-3. It is validated by executing its reference calls with the runner's reference run:
+3. Replies are made to measure the work (:mod:`.replies`): a refusal names its reason,
+   a read turn asks for facts the user did not say and lists records outside the answer
+   (``must_not_mention``, :mod:`.precision`); summaries, comparisons and details views
+   carry a rubric for the judge.
+4. It is validated by executing its reference calls with the runner's reference run:
    the results must equal the builder's, every reply fact must be found in its turn's
-   results, and every turn must be one the ``noop`` agent fails. Attempts that do not
-   meet the plan (workflow not the main topic, duplicate conversation) are redrawn.
-4. A stratified subset (complexity × workflow) is drawn with seed 42.
+   results and no record to leave out, and every turn must be one the ``noop`` agent
+   fails. Attempts that do not meet the plan (workflow not the main topic, duplicate
+   conversation) are redrawn.
+5. A stratified subset (complexity × workflow) is drawn with seed 42.
 
 Only ``random.Random(seed)`` is used; nothing depends on time, uuid4 or set order.
 """

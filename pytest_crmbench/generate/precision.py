@@ -106,8 +106,8 @@ def candidates(
         tiers[tier].append(label)
     answer_labels = {spec.label(r) for r in rows if str(r[spec.key]) in answer}
     out: list[str] = []
-    for tier in tiers:
-        out += [v for v in _ordered(b, tier) if v not in answer_labels and v not in out]
+    for labels in tiers:
+        out += [v for v in _ordered(b, labels) if v not in answer_labels and v not in out]
     return out
 
 

@@ -173,7 +173,21 @@ def refuse(
     **values: str,
 ) -> None:
     """A request the CRM refuses: ``call`` fails with ``error`` and nothing changes."""
-    act(b, topic, ref, templates, call, None, wrap=req, shown=None, error=error, task="", **values)
+    act(
+        b,
+        topic,
+        ref,
+        templates,
+        call,
+        None,
+        wrap=req,
+        shown=None,
+        error=error,
+        task="",
+        avoid=None,
+        rubric=None,
+        **values,
+    )
 
 
 def recovers(b: Builder, room: int) -> bool:
