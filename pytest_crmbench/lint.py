@@ -218,7 +218,7 @@ _FILE_TYPES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
 #: template tic; files with fewer turns than ``STOCK_MIN_TURNS`` are too small to judge.
 STOCK_SHARE = 0.01
 STOCK_MIN_TURNS = 500
-_TOKEN = re.compile(r"[\w'’-]+")
+_TOKEN = re.compile(r"\w(?:[\w'’-]*\w)?")  # a word, inner apostrophes and dashes kept
 
 
 def _notes_in(value: Any) -> list[dict[str, Any]]:
