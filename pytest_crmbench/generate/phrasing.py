@@ -322,6 +322,16 @@ _WE_LEADS = frozenset(
     )
 )
 _ME = re.compile(r"\b(?:me|my)\b", re.IGNORECASE)
+# Closers that say when: not after a request that names a date.
+_WHEN = frozenset(
+    {" today", " this morning", " before lunch", " now", " soon", " asap", " right away"}
+    | {" before my next call", " when you're free"}
+)
+_DATED = re.compile(
+    r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|\b(?:today|tomorrow|quarter|month|week)\b|"
+    r"\b(?:" + "|".join(m for name in _MONTHS for m in (name, name[:3])) + r")\b",
+    re.IGNORECASE,
+)
 # … and what may follow it (most requests end with their own words).
 _CLOSERS = (
     *("",) * 80,
@@ -464,6 +474,8 @@ def request(rng: random.Random, core: str, *, first: bool, opener: bool = True) 
         closer = ""
     if re.search(r"[.!?]['\"]$", core):
         closer = ""  # the core ends with quoted words: nothing after them
+    if closer in _WHEN and _DATED.search(core):
+        closer = ""  # "… to March 15 today" would blur the date
     c = lower_first(core)
     tail = form[-1]
     body = form[:-1].replace("<C>", cap(c) + closer).replace("<c>", c + closer)
