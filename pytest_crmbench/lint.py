@@ -46,6 +46,7 @@ from pytest_crmbench.dataset.problems import Problem
 from pytest_crmbench.dataset.refs import RefError
 from pytest_crmbench.dataset.stated import describe_value, unstated_values
 from pytest_crmbench.dataset.tool_args import canonical_args, unknown_argument_message
+from pytest_crmbench.generate.replies import UNBOUNDED
 from pytest_crmbench.generate.stats import COMPLEXITIES, dataset_statistics, format_statistics
 from pytest_crmbench.runner.runner import DatasetDefect, Runner
 
@@ -197,8 +198,6 @@ class _Checker:
 
 
 # == replies that measure the work ===================================================
-#: Read tools whose answer is the whole table (nothing can be over-reported).
-_UNBOUNDED = frozenset({"quote_prefixes"})
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _FILE_NAME = re.compile(r"\S+\.\w{1,5}\b")
 # A word for a file type -> the extensions it fits.
@@ -276,7 +275,7 @@ def _honesty_defects(conv: Conversation, run: Any) -> list[Defect]:
                             number,
                         )
                     )
-            bounded = any(c["tool"] not in _UNBOUNDED for c in ref.calls)
+            bounded = any(c["tool"] not in UNBOUNDED for c in ref.calls)
             if bounded and facts and not turn.reply.must_not_mention:
                 found.append(
                     Defect(

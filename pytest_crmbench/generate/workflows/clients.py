@@ -36,7 +36,7 @@ DUP_EMAIL = "Client already exists with email"
 # == what users say ==================================================================
 T_CREATE_CLIENT = (
     "enter a new client: <name>, email <email>, status <status><extras>",
-    "create a client called <name> (<email>) as <a_status> client<extras>",
+    "open a client record called <name> (<email>) as <a_status> client<extras>",
     "set up <name> as a new <status_lc> client. Their email is <email><extras>",
     "!we signed up a new [client|account]: <name>, <email>, status <status><extras>",
     "create the client <name> with email <email> and status <status><extras>",

@@ -36,7 +36,7 @@ BAD_EMAIL = "must be a valid email address"
 # == what users say ==================================================================
 T_CREATE_CONTACT = (
     "add <full> as a contact at <c><title><extras>",
-    "create a contact for <c>: <full><title><extras>",
+    "put in a contact record for <c>: <full><title><extras>",
     "!new contact at <c> — <full><title><extras>",
     "!<full> just joined <cn><title_as>. Add them as a contact<extras>",
     "register a contact named <full> under <c><title><extras>",

@@ -193,7 +193,7 @@ Q_SUMMARY = (
 T_VIEW: dict[str, tuple[str, ...]] = {
     "overview": (
         "give me the full picture of <opp>: the client, where it stands and what it's worth.",
-        "show me everything on <opp> — who's the client, what stage, how much is it worth?",
+        "show me everything on <opp> — who's the client, what stage, how much, value-wise?",
         "open <opp> and tell me the client, stage and amount.",
         "what are the details of <opp>? Client, stage, value.",
         "which client is <opp> for, what stage is it at and what's its size?",
