@@ -11,6 +11,11 @@ first non-blank line decides). Reports, per conversation and turn:
 * reference calls that fail unexpectedly (or succeed where a refusal is expected), and
   references without a value, on the reference run (memory store);
 * reply facts (``must_mention``) absent from the turn's reference results;
+* replies that cannot tell the work from a shortcut (``crmbench/1``): a note-reading turn
+  asking for the note's author, a read-turn fact the user's words already contain, a read
+  turn without records to leave out (``must_not_mention``), a refusal without a fact
+  naming its reason, a file called by another type than its extension, an email beside
+  a new contact that is not the contact's, and — per file — stock openers and closers;
 
 plus distribution statistics (:func:`pytest_crmbench.generate.stats.dataset_statistics`).
 The exit status is 1 when any defect is found (an empty file is one), 0 otherwise, and 2
@@ -42,6 +47,7 @@ from pytest_crmbench.dataset.problems import Problem
 from pytest_crmbench.dataset.refs import RefError
 from pytest_crmbench.dataset.stated import describe_value, unstated_values
 from pytest_crmbench.dataset.tool_args import canonical_args, unknown_argument_message
+from pytest_crmbench.generate.replies import UNBOUNDED
 from pytest_crmbench.generate.stats import COMPLEXITIES, dataset_statistics, format_statistics
 from pytest_crmbench.runner.runner import DatasetDefect, Runner
 
@@ -110,7 +116,8 @@ def _result_text(calls: Sequence[dict[str, Any]]) -> str:
     compose from it — every list's length (a count of returned records) and contacts'
     full names."""
     results = [c.get("result") for c in calls if c.get("ok")]
-    extra: list[str] = []
+    # A refusal's reason is read from the CRM's own error message.
+    extra: list[str] = [str(c["error"]) for c in calls if not c.get("ok") and c.get("error")]
 
     def walk(value: Any) -> None:
         if isinstance(value, list):
@@ -172,6 +179,8 @@ class _Checker:
             return [*found, Defect("broken-reference", str(exc), _turn_using(conv, str(exc)))]
         except Exception as exc:  # lint reports, never crashes
             return [*found, Defect("invalid-conversation", f"reference run: {exc!r}")]
+        if unstated:
+            found += _honesty_defects(conv, run)
         ids = _reference_ids(conv, run) if arc else {}
         for number, (turn, ref) in enumerate(zip(conv.turns, run.turns, strict=True), 1):
             if not turn.reply.must_mention:
@@ -187,6 +196,176 @@ class _Checker:
                         )
                     )
         return found
+
+
+# == replies that measure the work ===================================================
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_FILE_NAME = re.compile(r"\S+\.\w{1,5}\b")
+# A word for a file type -> the extensions it fits.
+_FILE_TYPES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), frozenset(exts.split()))
+    for pattern, exts in (
+        (r"\bpdfs?\b", "pdf"),
+        (r"\b(?:excel|spreadsheets?|xlsx?)\b", "xlsx xls csv"),
+        (r"\bcsvs?\b", "csv"),
+        (r"\bword (?:docs?|documents?|files?)\b|\bdocx\b", "doc docx"),
+        (r"\b(?:powerpoint|slides|pptx?)\b", "ppt pptx key pdf"),
+        (r"\bkeynote\b", "key"),
+        (r"\btext files?\b|\btxt\b", "txt"),
+    )
+)
+#: stock-phrase: an opener or closer on more than this share of a file's turns is a
+#: template tic; files with fewer turns than ``STOCK_MIN_TURNS`` are too small to judge.
+STOCK_SHARE = 0.01
+STOCK_MIN_TURNS = 500
+_TOKEN = re.compile(r"\w(?:[\w'’-]*\w)?")  # a word, inner apostrophes and dashes kept
+
+
+def _notes_in(value: Any) -> list[dict[str, Any]]:
+    """Note records inside a result (``notes`` lists of records with content)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(value, dict):
+        notes = value.get("notes")
+        if isinstance(notes, list):
+            found += [n for n in notes if isinstance(n, dict) and "content" in n]
+        for v in value.values():
+            found += _notes_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            found += _notes_in(v)
+    return found
+
+
+def _file_type_problem(user: str, file_name: str) -> str | None:
+    """How the user's words call a file by another type than its extension, if they do."""
+    if "." not in file_name:
+        return None
+    ext = file_name.rsplit(".", 1)[1].lower()
+    words = _FILE_NAME.sub(" ", user)
+    for pattern, exts in _FILE_TYPES:
+        m = pattern.search(words)
+        if m and ext not in exts:
+            return f"the user calls {file_name!r} a {m.group(0)!r}"
+    return None
+
+
+def _honesty_defects(conv: Conversation, run: Any) -> list[Defect]:
+    """Turns whose reply check a shortcut passes, or whose words mislead (project format)."""
+    found: list[Defect] = []
+    for number, (turn, ref) in enumerate(zip(conv.turns, run.turns, strict=True), 1):
+        facts = turn.reply.must_mention
+        read = turn.expect == "success" and not ref.changes
+        if turn.expect == "failure":
+            errors = [str(c.get("error") or "") for c in ref.calls if not c.get("ok")]
+            if not any(fact_present(f, e) for f in facts for e in errors):
+                found.append(
+                    Defect(
+                        "refusal-without-reason",
+                        "no required fact names the reason the CRM gives"
+                        + (f" ({errors[-1][:80]!r})" if errors else ""),
+                        number,
+                    )
+                )
+        if read:
+            for fact in facts:
+                if fact_present(fact, turn.user):
+                    found.append(
+                        Defect(
+                            "echoed-fact",
+                            f"must_mention {fact!r} is already in the user's words",
+                            number,
+                        )
+                    )
+            bounded = any(c["tool"] not in UNBOUNDED for c in ref.calls)
+            if bounded and facts and not turn.reply.must_not_mention:
+                found.append(
+                    Defect(
+                        "no-precision",
+                        "a read turn without must_not_mention: dumping every record passes it",
+                        number,
+                    )
+                )
+            notes = [n for c in ref.calls if c.get("ok") for n in _notes_in(c.get("result"))]
+            if notes and "note" in turn.user.lower():
+                authors = {str(n["created_by"]) for n in notes if n.get("created_by")}
+                contents = [str(n["content"]) for n in notes]
+                for fact in facts:
+                    if any(fact_present(fact, a) for a in authors) and not any(
+                        fact_present(fact, c) for c in contents
+                    ):
+                        found.append(
+                            Defect(
+                                "note-author-fact",
+                                f"must_mention {fact!r} is who wrote the note, not what it says",
+                                number,
+                            )
+                        )
+        for call in turn.expected_calls:
+            if call.tool == "upload_document" and isinstance(call.args.get("file_name"), str):
+                problem = _file_type_problem(turn.user, call.args["file_name"])
+                if problem:
+                    found.append(Defect("file-type-wording", problem, number))
+            if call.tool in ("create_new_contact", "modify_contact"):
+                own = call.args.get("email")
+                if call.tool == "modify_contact":
+                    own = (call.args.get("updates") or {}).get("email")
+                others = [
+                    e
+                    for e in _EMAIL.findall(turn.user)
+                    if not isinstance(own, str) or e.lower() != own.lower()
+                ]
+                if others:
+                    found.append(
+                        Defect(
+                            "contact-email-ambiguity",
+                            f"{others[0]!r} beside a contact is not the contact's email",
+                            number,
+                        )
+                    )
+    return found
+
+
+def _phrase(tokens: Sequence[str], *, opener: bool) -> str | None:
+    """Two words of wording (no value: a name, a number, a stage) as a stock candidate."""
+    if len(tokens) < 2:
+        return None
+    for i, word in enumerate(tokens):
+        if any(ch.isdigit() for ch in word):
+            return None
+        capital = word[:1].isupper() and not (opener and i == 0)
+        if capital and word not in ("I", "I'm", "I'd", "I've", "I'll"):
+            return None
+    return " ".join(t.lower() for t in tokens)
+
+
+def stock_phrases(users: Sequence[str]) -> list[tuple[str, str, int]]:
+    """``(where, phrase, count)`` of openers (first two words) and closers (last two)
+    on more than ``STOCK_SHARE`` of the utterances — none for fewer than
+    ``STOCK_MIN_TURNS`` utterances."""
+    if len(users) < STOCK_MIN_TURNS:
+        return []
+    counts: Counter[tuple[str, str]] = Counter()
+    for text in users:
+        tokens = _TOKEN.findall(text)
+        for where, part in (("opener", tokens[:2]), ("closer", tokens[-2:])):
+            phrase = _phrase(part, opener=where == "opener")
+            if phrase is not None:
+                counts[(where, phrase)] += 1
+    limit = STOCK_SHARE * len(users)
+    return [(w, p, n) for (w, p), n in sorted(counts.items()) if n > limit]
+
+
+def stock_phrase_defects(convs: Sequence[Conversation]) -> list[Defect]:
+    """The dataset-level ``stock-phrase`` finding of one file."""
+    users = [t.user for c in convs for t in c.turns]
+    return [
+        Defect(
+            "stock-phrase",
+            f"{where} {phrase!r} on {n} of {len(users)} turns "
+            f"({n / len(users):.1%} > {STOCK_SHARE:.0%})",
+        )
+        for where, phrase, n in stock_phrases(users)
+    ]
 
 
 def _reference_ids(conv: Conversation, run: Any) -> dict[str, str]:
@@ -264,6 +443,7 @@ def lint_files(paths: str | Path | Iterable[str | Path]) -> LintReport:
             found += [_problem_defect(p) for p in loader.problems]
             for conv in loader.conversations:
                 found += [(conv.id, d) for d in checker.check(conv, arc=False, unstated=True)]
+            found += [(str(path), d) for d in stock_phrase_defects(loader.conversations)]
             report.conversations += loader.conversations
     report.defects = [d.as_dict(conv) for conv, d in found]
     report.statistics = _statistics(report.conversations, arc_convs, found)
@@ -329,7 +509,7 @@ def format_report(report: LintReport) -> str:
         for kind, count in report.counts_by_kind().items():
             extra = stats.get("defects", {}).get(kind, {})
             lines.append(
-                f"  {kind:<22} {count:>5}  ({extra.get('conversations', 0)} conversations, "
+                f"  {kind:<24} {count:>5}  ({extra.get('conversations', 0)} conversations, "
                 f"{extra.get('turns', 0)} turns) — {KINDS.get(kind, '')}"
             )
     else:

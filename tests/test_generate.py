@@ -2,8 +2,9 @@
 
 The shipped files in ``cases/`` must be exactly what the generator writes; the shipped
 set must have the promised shape (complexity mix, tool coverage, refusals, workflows,
-no duplicates, natural words without ids or placeholders), and the replay agent must
-pass every conversation while the noop agent passes none.
+no duplicates, natural words without ids or placeholders, no stock phrases, replies
+that measure the work), and the replay agent must pass every conversation while the
+noop agent passes none.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from pytest_crmbench.generate import (
     write_dataset,
 )
 from pytest_crmbench.generate import phrasing as P
-from pytest_crmbench.generate.builder import local_id
+from pytest_crmbench.generate import replies as R
+from pytest_crmbench.generate.builder import WRITES, local_id
+from pytest_crmbench.lint import stock_phrases
 from pytest_crmbench.locations import project_dir
 from pytest_crmbench.runner import Runner
 
@@ -172,6 +175,70 @@ def test_replay_passes_every_shipped_conversation_and_noop_none(shipped: Any, wo
         noop = runner.run(conv, NoopAgent())
         assert not noop["passed"] and noop["turns_passed"] == 0, conv.id
     assert failures == []
+
+
+def test_replies_measure_the_work(shipped: Any) -> None:
+    """Read turns name records to leave out, refusals their reason; rubrics where the
+    quality of the answer matters (summaries, comparisons, details views)."""
+    turns = [t for c in shipped.conversations for t in c.turns]
+    judged = {"summarize_opportunities", "compare_quotes", "compare_quote_details"}
+    judged |= {"view_opportunity_details", "opportunity_details", "quote_details"}
+    rubrics = 0
+    for turn in turns:
+        tools = {c.tool for c in turn.expected_calls}
+        facts, avoid = turn.reply.must_mention, turn.reply.must_not_mention
+        if turn.expect == "failure":
+            assert facts and not avoid, turn.user
+            continue
+        read = not tools & WRITES
+        if read and tools != {"quote_prefixes"}:
+            assert avoid, turn.user
+            assert not any(fact_present(f, turn.user) for f in facts), turn.user
+            assert any(not R.guessable(f) for f in facts), turn.user
+        for value in avoid:
+            assert not fact_present(value, turn.user), (turn.user, value)
+            assert not any(fact_present(value, f) or fact_present(f, value) for f in facts)
+        if read and tools & judged:
+            assert turn.reply.rubric, turn.user
+        rubrics += bool(turn.reply.rubric)
+    assert rubrics >= 0.05 * len(turns)
+
+
+@pytest.mark.parametrize("name", [FULL_FILE, SUBSET_FILE])
+def test_no_stock_openers_or_closers(cases_dir: Path, name: str) -> None:
+    users = [t.user for c in load_dataset(cases_dir / name).conversations for t in c.turns]
+    assert stock_phrases(users) == []
+    assert "Cool, thanks!" in " ".join(users)  # still said, just not on every turn
+
+
+def test_reason_facts_and_note_phrases() -> None:
+    assert R.reason_fact("Close date must be today or in the future.") == "close date"
+    assert R.reason_fact("Opportunity not found with ID 'x'.") == "opportunity"
+    assert R.reason_fact("Document file extension '.EXE' is not supported (allowed: pdf).") == (
+        "exe"
+    )
+    with pytest.raises(ValueError):
+        R.reason_fact("Something else went wrong.")
+    assert R.guessable("3") and R.guessable("10%") and not R.guessable("11")
+    assert not R.guessable("Negotiation") and not R.guessable("85,000")
+    note = "Verbal commit from Andre Williams; paperwork expected end of January."
+    assert R.note_phrase(note) == "Verbal commit from Andre"
+    assert R.note_phrase(note, ["Verbal commit from Andre, again"]) == (
+        "Verbal commit from Andre Williams"
+    )
+    assert R.note_phrase("Ok.") == "Ok."
+    kept = R.clean_avoid(
+        [
+            *("Acme – Pilot", "Acme – Pilot (Clone)", "Zephyr", "Nimbus – Suite"),
+            *("Acme Analytics", "Zephyr – Pilot", "Bluefin – Portal", "Orchard – App"),
+        ],
+        results='[{"name": "Acme – Pilot (Clone)"}]',
+        user="What about the Zephyr deal?",
+        facts=["Acme"],
+        earlier=["Bluefin – Portal is new."],
+    )
+    # Inside a result, a result, the user's words, holding a fact, said before; then 3.
+    assert kept == ["Nimbus – Suite", "Zephyr – Pilot", "Orchard – App"]
 
 
 @pytest.mark.postgres

@@ -7,6 +7,7 @@ present (by its message and, where the spec names values, by each value).
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -16,8 +17,10 @@ import pytest
 
 from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent
 from pytest_crmbench.backends import open_memory_store
+from pytest_crmbench.crm import CRM, CrmError, FixedClock
 from pytest_crmbench.crm.seed import SeedWorld
 from pytest_crmbench.crm.store import Store
+from pytest_crmbench.dataset.facts import fact_present
 from pytest_crmbench.dataset.golden import GoldenCase, GoldenFile, as_conversation, load_golden
 from pytest_crmbench.runner import Runner
 from pytest_crmbench.runner.golden import run_sandbox
@@ -291,6 +294,41 @@ def test_agent_cases_are_user_shaped(golden: list[Pair]) -> None:
         assert gc.expected_calls[-1]["tool"] == gc.tool, gc.id
         if gc.expect == "success":
             assert gc.must_mention, gc.id  # otherwise a silent agent could pass a search
+
+
+def test_agent_refusals_name_their_reason(golden: list[Pair], world: SeedWorld) -> None:
+    """Every refused agent case requires a fact of the CRM's own error (the field, the
+    rule or the missing record), so "I can't do that." alone fails."""
+    crm = CRM(open_memory_store(world), clock=FixedClock(world.reference_date))
+    for _, gc in _family(golden, "agent"):
+        if gc.expect != "failure":
+            continue
+        assert gc.expected_calls is not None
+        last = gc.expected_calls[-1]
+        with pytest.raises(CrmError) as refused:
+            crm.call(last["tool"], last["args"], agent=True)
+        assert any(fact_present(f, refused.value.message) for f in gc.must_mention), gc.id
+
+
+def test_agent_searches_name_records_to_leave_out(golden: list[Pair], world: SeedWorld) -> None:
+    """A search case lists records outside its answer that a dump of every deal shows;
+    none is in the search's results, the user's words or a required fact."""
+    crm = CRM(open_memory_store(world), clock=FixedClock(world.reference_date))
+    searches = [gc for gf, gc in _family(golden, "agent") if gf.task == "opportunity_search"]
+    assert len(searches) == 11
+    every_deal = {o["name"] for o in crm.call("opportunity_search", {}, agent=True)}
+    for gc in searches:
+        assert gc.expected_calls is not None and gc.user is not None
+        assert len(gc.must_not_mention) >= 3, gc.id
+        results = json.dumps(
+            [crm.call(c["tool"], c["args"], agent=True) for c in gc.expected_calls],
+            ensure_ascii=False,
+        )
+        for name in gc.must_not_mention:
+            assert name in every_deal, (gc.id, name)
+            assert not fact_present(name, results), (gc.id, name)
+            assert not fact_present(name, gc.user), (gc.id, name)
+            assert not any(fact_present(f, name) for f in gc.must_mention), (gc.id, name)
 
 
 # == passable on the memory store =====================================================

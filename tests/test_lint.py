@@ -1,8 +1,9 @@
 """``crmbench lint``: every defect kind on both formats, the JSON report, the shipped data.
 
-Fixtures: ``tests/arc_fixtures/arc_conversations.jsonl`` (upstream format) and
-``tests/arc_fixtures/project_defects.jsonl`` (crmbench/1 lines with one defect each, on
-the shipped seed world). The shared upstream sample is used when it exists.
+Fixtures: ``tests/arc_fixtures/arc_conversations.jsonl`` (upstream format),
+``tests/arc_fixtures/project_defects.jsonl`` and ``honesty_defects.jsonl`` (crmbench/1
+lines with one defect each — or a clean twin — on the shipped seed world). The shared
+upstream sample is used when it exists.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import pytest
 
 from pytest_crmbench.cli import main
 from pytest_crmbench.dataset.defects import KINDS
-from pytest_crmbench.lint import lint_files
+from pytest_crmbench.lint import STOCK_MIN_TURNS, lint_files, stock_phrases
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "arc_fixtures"
 ARC_FILE = FIXTURES / "arc_conversations.jsonl"
 PROJECT_FILE = FIXTURES / "project_defects.jsonl"
+HONESTY_FILE = FIXTURES / "honesty_defects.jsonl"
 SHARED_SAMPLE = (
     Path(__file__).resolve().parents[2] / "shared" / "arc-sample" / "evaluation_sample.jsonl"
 )
@@ -168,3 +170,73 @@ def test_lint_reports_the_documented_defects_of_the_upstream_sample(
     assert unknown and all("document_url" in d["detail"] for d in unknown)
     assert "crash" not in out and "import failed" not in out
     assert report["statistics"]["arc"]["conversations"] == n
+
+
+# == replies that measure the work ==================================================
+def test_lint_finds_each_reply_defect_planted_in_a_project_file() -> None:
+    """Each line plants one defect; its ``-OK``/``-CONTENT``/``-REASON`` twin is clean."""
+    report = lint_files([HONESTY_FILE]).as_dict()
+    assert kinds_by_conversation(report) == {
+        "HON-NOTE-AUTHOR": {"note-author-fact"},
+        "HON-ECHO": {"echoed-fact"},
+        "HON-NO-PRECISION": {"no-precision"},
+        "HON-REFUSAL": {"refusal-without-reason"},
+        "HON-FILE-TYPE": {"file-type-wording"},
+        "HON-CONTACT-EMAIL": {"contact-email-ambiguity"},
+    }
+    assert all(d["turn"] == 1 for d in report["defects"])
+    details = {d["kind"]: d["detail"] for d in report["defects"]}
+    assert "'Jordan Reyes'" in details["note-author-fact"]
+    assert "'Nimbus_Pricing.xlsx'" in details["file-type-wording"]
+    assert "procurement@acmecorp.com" in details["contact-email-ambiguity"]
+    assert "Probability must be between 1 and 99" in details["refusal-without-reason"]
+
+
+def _stock_file(path: Path, n: int, opener: str) -> Path:
+    """``n`` one-turn conversations that each add a note, ``opener`` on every third (the
+    other words start and end with values, which are never stock phrases)."""
+    lines = []
+    for i in range(n):
+        said = f"{opener} " if i % 3 == 0 else ""
+        conv = {
+            "format": "crmbench/1",
+            "id": f"STOCK-{i:04d}",
+            "workflow": "Notes & Collaboration",
+            "complexity": "simple",
+            "reference_date": "2025-10-01",
+            "turns": [
+                {
+                    "user": f"{said}Opportunity fb656021-584c-554b-8f1c-39132804cae8 gets "
+                    f"the note 'Call {i} logged.'",
+                    "expected_calls": [
+                        {
+                            "tool": "add_note",
+                            "args": {
+                                "entity_type": "Opportunity",
+                                "entity_id": "fb656021-584c-554b-8f1c-39132804cae8",
+                                "content": f"Call {i} logged.",
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        lines.append(json.dumps(conv))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_stock_phrases_are_a_finding_of_the_whole_file(tmp_path: Path) -> None:
+    path = _stock_file(tmp_path / "stock.jsonl", STOCK_MIN_TURNS, "Cool, thanks!")
+    report = lint_files([path]).as_dict()
+    assert [(d["conversation"], d["kind"], d["turn"]) for d in report["defects"]] == [
+        (str(path), "stock-phrase", None)
+    ]
+    assert "opener 'cool thanks' on 167 of 500 turns" in report["defects"][0]["detail"]
+    assert report["statistics"]["defective_conversations"] == 0  # a style finding
+    # Values are not wording: names, numbers and the like never count as a stock phrase.
+    users = [f"Maya Patel owns deal {i} in Negotiation" for i in range(STOCK_MIN_TURNS)]
+    users += ["Cool, thanks! Maya Patel owns it in Negotiation"] * STOCK_MIN_TURNS
+    assert stock_phrases(users) == [("opener", "cool thanks", STOCK_MIN_TURNS)]
+    # Too few turns to judge a share.
+    assert stock_phrases(["Cool, thanks! Clone it."] * (STOCK_MIN_TURNS - 1)) == []

@@ -32,10 +32,21 @@ KINDS: dict[str, str] = {
     "invalid-file": "the file cannot be read",
     "complexity-mismatch": "the declared complexity does not match the turn count",
     "fact-not-in-results": "a required reply fact is absent from the turn's reference results",
+    "note-author-fact": "a note-reading turn requires the note's author, not what it says",
+    "echoed-fact": "a read turn requires a fact the user's words already contain "
+    "(repeating the question passes it)",
+    "no-precision": "a read turn has no must_not_mention (a reply listing every record passes it)",
+    "refusal-without-reason": "a refused turn has no required fact naming the reason in "
+    "the CRM's error (a blanket \"I can't\" passes it)",
+    "file-type-wording": "the user calls a file by another type than its extension",
+    "contact-email-ambiguity": "an email beside a contact in the user's words is not the "
+    "contact's (it reads as theirs)",
+    "stock-phrase": "an opener or closer on more than 1 % of a file's turns (a finding of "
+    "the whole file)",
 }
 
 #: Kinds that do not stop a conversation from being scored.
-NON_BLOCKING = frozenset({"complexity-mismatch"})
+NON_BLOCKING = frozenset({"complexity-mismatch", "stock-phrase"})
 
 
 @dataclass(frozen=True)

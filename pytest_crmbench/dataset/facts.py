@@ -6,6 +6,7 @@ dataset tools (is a value stated in the user's words?) read text the same way.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import date
@@ -72,16 +73,27 @@ def _date_forms(day: date) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=8)
+def _reply_text(reply: str) -> str:
+    # Cached: a turn checks several facts (required and unwanted) against one reply.
+    return norm_text(reply)
+
+
+@functools.lru_cache(maxsize=8)
+def _reply_numbers(reply: str) -> tuple[float, ...]:
+    return tuple(numbers_in(reply))
+
+
 def fact_present(fact: str, reply: str) -> bool:
     """Whether one required fact is conveyed by the reply (normalised)."""
-    text = norm_text(reply)
+    text = _reply_text(reply)
     day = parse_date(fact.strip())
     if day is not None:
         plain = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text).replace(".", "")
         return any(form in plain for form in _date_forms(day))
     number = _fact_number(fact)
     if number is not None:
-        return any(abs(n - number) < 0.005 for n in numbers_in(reply))
+        return any(abs(n - number) < 0.005 for n in _reply_numbers(reply))
     return norm_text(fact) in text
 
 

@@ -42,6 +42,7 @@ class GoldenCase(BaseModel):
     user: str | None = None
     expected_calls: list[dict[str, Any]] | None = None
     must_mention: list[str] = Field(default_factory=list)
+    must_not_mention: list[str] = Field(default_factory=list)  # records a dump would show
 
     @model_validator(mode="after")
     def _coherent(self) -> GoldenCase:
@@ -107,7 +108,10 @@ def as_conversation(gf: GoldenFile, case: GoldenCase) -> Conversation:
                     "expected_calls": case.expected_calls,
                     "expect": case.expect,
                     "error_contains": case.error_contains,
-                    "reply": {"must_mention": case.must_mention},
+                    "reply": {
+                        "must_mention": case.must_mention,
+                        "must_not_mention": case.must_not_mention,
+                    },
                 }
             ],
             "tags": ["golden", "golden_agent"],

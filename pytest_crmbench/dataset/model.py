@@ -156,9 +156,15 @@ class ExpectedCall(_Model):
 
 
 class Reply(_Model):
-    """What the assistant's answer must convey."""
+    """What the assistant's answer must convey, and what it must leave out.
+
+    ``must_not_mention`` names records that do not match the request (other stages,
+    owners, clients …): a reply that lists them over-reports, so dumping every search
+    result cannot pass a read turn. ``rubric`` is for the optional LLM judge.
+    """
 
     must_mention: list[NonBlank] = []
+    must_not_mention: list[NonBlank] = []
     rubric: NonBlank | None = None
 
 

@@ -25,6 +25,7 @@ from pytest_crmbench.crm.memory import MemoryStore
 from pytest_crmbench.crm.seed import record_from_json
 from pytest_crmbench.crm.service import CRM, out
 from pytest_crmbench.generate import phrasing as P
+from pytest_crmbench.generate import replies as R
 
 REFERENCE_DATE = date(2025, 10, 1)
 GEN_NAMESPACE = uuid.UUID("7d0f3a52-9b8e-5c41-a6d2-3e9f1b2c4d5e")
@@ -103,6 +104,8 @@ class Draft:
     error_contains: str | None = None
     mentions: Sequence[tuple[str, str]] = ()  # (kind, id) the user talked about
     listed: tuple[str, Sequence[str]] | None = None  # a list the user was shown
+    avoid: Facts | None = None  # read turns: records that do not match, nearest first
+    rubric: Callable[[list[Any]], str] | None = None  # for the judge, where quality matters
 
 
 @dataclass
@@ -116,6 +119,8 @@ class BuiltTurn:
     error_contains: str | None
     topic: str
     task: str
+    avoid: list[str] = field(default_factory=list)
+    rubric: str | None = None
 
 
 def short_client(name: str) -> str:
@@ -285,6 +290,7 @@ class Builder:
             assert draft.error_contains is not None
             if draft.error_contains not in errors[-1]:
                 raise GenerationBug(f"{draft.task}: {errors[-1]!r} lacks {draft.error_contains!r}")
+        facts, avoid = self._reply(draft, results, errors)
         mentions = list(draft.mentions)
         kinds = {v: k for k, v in KEY_OF.items()}
         for index, (call, result) in enumerate(zip(draft.calls, results, strict=True)):
@@ -299,7 +305,6 @@ class Builder:
             if call.tool.startswith("delete_") and isinstance(result, dict):
                 kind = call.tool.removeprefix("delete_")
                 self.deleted[str(result[KEY_OF[kind]])] = kind
-        facts = draft.facts(results) if draft.facts is not None else []
         turn = BuiltTurn(
             user=draft.user,
             calls=draft.calls,
@@ -310,6 +315,8 @@ class Builder:
             error_contains=draft.error_contains,
             topic=draft.topic,
             task=draft.task,
+            avoid=avoid,
+            rubric=draft.rubric(results) if draft.rubric is not None else None,
         )
         self.turns.append(turn)
         self.last_mentions = mentions
@@ -322,6 +329,38 @@ class Builder:
         if self.listed:
             self.known.update(self.listed[1])
         return turn
+
+    def _reply(
+        self, draft: Draft, results: list[Any], errors: list[str | None]
+    ) -> tuple[list[str], list[str]]:
+        """The turn's required facts and records to leave out (:mod:`.replies`).
+
+        Raises :class:`Skip` (before anything is recorded; a read changed nothing) when a
+        read turn would be passed by echoing the user or by dumping every search.
+        """
+        facts = draft.facts(results) if draft.facts is not None else []
+        if draft.expect == "failure":
+            return [*facts, R.reason_fact(str(errors[-1]))], []
+        if any(c.tool in WRITES for c in draft.calls):
+            return facts, []
+        facts = [f for f in facts if not R.echoed(f, draft.user)]
+        if all(R.guessable(f) for f in facts):
+            raise Skip("the user's words or a guess would give every fact")
+        if all(c.tool in R.UNBOUNDED for c in draft.calls):
+            return facts, []
+        if draft.avoid is None:
+            raise GenerationBug(f"{draft.task}: a read turn without records to leave out")
+        earlier = [text for t in self.turns for text in (t.user, *t.facts)]
+        avoid = R.clean_avoid(
+            draft.avoid(results),
+            results=R.result_text(results),
+            user=draft.user,
+            facts=facts,
+            earlier=earlier,
+        )
+        if not avoid:
+            raise Skip("no record outside the answer to tell over-reporting by")
+        return facts, avoid
 
     # == references ==================================================================
     def ref_for(self, rid: str) -> str:

@@ -5,11 +5,16 @@
 2. Each conversation is built turn by turn (:class:`~.builder.Builder`): tasks are drawn
    from the workflow's menu or, for the other turns, from the production task mix
    (``data/task_frequencies.json``, rare tools floored so each is measured).
-3. It is validated by executing its reference calls with the runner's reference run:
+3. Replies are made to measure the work (:mod:`.replies`): a refusal names its reason,
+   a read turn asks for facts the user did not say and lists records outside the answer
+   (``must_not_mention``, :mod:`.precision`); summaries, comparisons and details views
+   carry a rubric for the judge.
+4. It is validated by executing its reference calls with the runner's reference run:
    the results must equal the builder's, every reply fact must be found in its turn's
-   results, and every turn must be one the ``noop`` agent fails. Attempts that do not
-   meet the plan (workflow not the main topic, duplicate conversation) are redrawn.
-4. A stratified subset (complexity × workflow) is drawn with seed 42.
+   results and no record to leave out, and every turn must be one the ``noop`` agent
+   fails. Attempts that do not meet the plan (workflow not the main topic, duplicate
+   conversation) are redrawn.
+5. A stratified subset (complexity × workflow) is drawn with seed 42.
 
 Only ``random.Random(seed)`` is used; nothing depends on time, uuid4 or set order.
 """
@@ -430,7 +435,7 @@ class Generator:
                     expected_calls=calls,
                     expect="failure" if t.expect == "failure" else "success",
                     error_contains=t.error_contains,
-                    reply=Reply(must_mention=facts),
+                    reply=Reply(must_mention=facts, must_not_mention=t.avoid, rubric=t.rubric),
                 )
             )
         tags = sorted(tools)
@@ -469,6 +474,14 @@ class Generator:
             for fact in turn.reply.must_mention:
                 if not fact_present(fact, blob):
                     raise GenerationBug(f"{where}: fact {fact!r} is not in the results")
+            for value in turn.reply.must_not_mention:
+                # An honest reply states the results and facts: none may hold what it
+                # must leave out (the oracle's reply is exactly those facts).
+                said = [blob, turn.user, *turn.reply.must_mention]
+                if any(fact_present(value, text) for text in said) or any(
+                    fact_present(f, value) for f in turn.reply.must_mention
+                ):
+                    raise GenerationBug(f"{where}: {value!r} to leave out is in the answer")
             writes = any(c["ok"] and c["tool"] in WRITES for c in ref.calls)
             telling = any(not fact_present(f, "Done.") for f in turn.reply.must_mention)
             if turn.expect == "success" and not (writes or telling):

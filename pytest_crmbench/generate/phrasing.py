@@ -209,22 +209,28 @@ def percent(rng: random.Random, value: float) -> str:
 
 
 # == registers ======================================================================
+# Openers are many and each rare, and most requests have none: no stock phrase may open
+# more than 1 % of a dataset's turns (``crmbench lint``'s stock-phrase check).
+_NONE = ("",) * 14
 _OPENERS_FIRST = (
-    "",
-    "",
-    "",
+    *_NONE,
+    *("",) * 6,
     "Hi! ",
     "Hey, ",
     "Morning! ",
     "Quick one: ",
     "Hello, ",
     "Hi there. ",
+    "Good morning. ",
+    "Hey there! ",
+    "Hi team, ",
+    "Afternoon! ",
+    "Hello! ",
+    "Got a sec? ",
+    "Hiya. ",
+    "Quick request: ",
 )
-_OPENERS_NEXT = (
-    "",
-    "",
-    "",
-    "",
+_ONE_WORD_NEXT = (
     "Thanks. ",
     "Great. ",
     "OK, ",
@@ -234,8 +240,166 @@ _OPENERS_NEXT = (
     "Also, ",
     "Good. ",
     "Alright, ",
-    "Cool, thanks! ",
     "And ",
+    "Nice. ",
+    "Super. ",
+    "Right. ",
+    "Excellent. ",
+    "Okay. ",
+    "Lovely. ",
+    "Cheers. ",
+    "Awesome. ",
+    "Then ",
+    "Noted. ",
+    "Fine. ",
+    "So ",
+    "Brilliant. ",
+    "Understood. ",
+    "Wonderful. ",
+    "Splendid. ",
+    "Sure. ",
+    "Excellent, ",
+)
+_OPENERS_NEXT = (
+    *_NONE * 3,
+    *_ONE_WORD_NEXT * 2,  # a one-word opener pairs with varied next words
+    "Cool, thanks! ",
+    "Got it. ",
+    "Sounds good. ",
+    "Thank you. ",
+    "Moving on: ",
+    "Another thing: ",
+    "Oh, and ",
+    "By the way, ",
+    "While you're at it, ",
+    "Next up: ",
+    "Quick follow-up: ",
+    "Much appreciated. ",
+    "That works. ",
+)
+# How a request is put (<c>: the core, lower-cased; <C>: capitalised) …
+_LEADS = (
+    *("<C>.",) * 30,
+    *("Please <c>.",) * 8,
+    "Could you <c>?",
+    "Can you <c>?",
+    "Would you <c>?",
+    "Can we <c>?",
+    "Could we <c>?",
+    "I need you to <c>.",
+    "I'd like you to <c>.",
+    "Let's <c>.",
+    "Go ahead and <c>.",
+    "Time to <c>.",
+    "We need to <c>.",
+    "Help me <c>.",
+    "Kindly <c>.",
+    "Mind if we <c>?",
+    "I want to <c>.",
+    "Need you to <c>.",
+    "When you can, <c>.",
+    "If you don't mind, <c>.",
+    "Quick favour: <c>.",
+    "Do me a favour and <c>.",
+    "Just <c>.",
+)
+# Leads that speak for the user ("Let's …"): not for a core about "me" ("show me …").
+_WE_LEADS = frozenset(
+    f
+    for f in _LEADS
+    if f.startswith(
+        (
+            "Let's",
+            "We ",
+            "Mind",
+            "Would you mind",
+            "I want",
+            "Can we",
+            "Could we",
+            "Time",
+            "Help me",
+        )
+    )
+)
+_ME = re.compile(r"\b(?:me|my)\b", re.IGNORECASE)
+# Closers that say when: not after a request that names a date.
+_WHEN = frozenset(
+    {" today", " this morning", " before lunch", " now", " soon", " asap", " right away"}
+    | {" before my next call", " when you're free"}
+)
+_DATED = re.compile(
+    r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|\b(?:today|tomorrow|quarter|month|week)\b|"
+    r"\b(?:" + "|".join(m for name in _MONTHS for m in (name, name[:3])) + r")\b",
+    re.IGNORECASE,
+)
+# … and what may follow it (most requests end with their own words).
+_CLOSERS = (
+    *("",) * 80,
+    " for me",
+    " when you get a chance",
+    " if you can",
+    " when you have a moment",
+    ", thanks",
+    ", thank you",
+    " — thanks",
+    ", cheers",
+    " today",
+    " if possible",
+    " asap",
+    " right away",
+    ", please",
+    " soon",
+    " at your convenience",
+    " this morning",
+    " before my next call",
+    " for the team",
+    " while you're in there",
+    " — much appreciated",
+    ", ta",
+    " if that's OK",
+    " now",
+    " when you're free",
+    " before lunch",
+    " — cheers",
+)
+_QUESTION_OPENERS_FIRST = (
+    *_NONE,
+    *("",) * 6,
+    "Quick question: ",
+    "Hey, ",
+    "Hi! ",
+    "Question: ",
+    "Hello, ",
+    "Morning! ",
+    "Just checking: ",
+    "Hi there. ",
+    "Quick check: ",
+    "Curious: ",
+)
+_QUESTION_OPENERS_NEXT = (
+    *_NONE * 3,
+    "Thanks! ",
+    "OK, and ",
+    "And also, ",
+    "Great! ",
+    "One more thing: ",
+    "Next: ",
+    "Understood — ",
+    "Another question: ",
+    "Perfect! ",
+    "Right, and ",
+    "Cheers! ",
+    "Very good. ",
+    "Also curious: ",
+    "OK then: ",
+    "Many thanks. ",
+    "Quick check: ",
+    "Nice one. ",
+    "Remind me: ",
+    "Just wondering: ",
+    "Follow-up question: ",
+    "Different topic: ",
+    "Side question: ",
 )
 
 
@@ -267,7 +431,9 @@ _COMMON_FIRST = (
 
 def _join(opener: str, body: str, *, imperative: bool = False) -> str:
     """Opener + body, lower-casing the body's first word when the opener runs on."""
-    if opener.endswith((", ", "Now ", "And ", "and ")) and not body.startswith(_KEEP_CASE):
+    if opener.endswith((", ", "Now ", "And ", "and ", "Then ", "So ")) and not body.startswith(
+        _KEEP_CASE
+    ):
         if imperative or body.startswith(_COMMON_FIRST) or body[:1].islower():
             body = body[:1].lower() + body[1:]
     elif opener.endswith(": "):
@@ -298,34 +464,28 @@ def request(rng: random.Random, core: str, *, first: bool, opener: bool = True) 
     start = rng.choice(_OPENERS_FIRST if first else _OPENERS_NEXT) if opener else ""
     if statement or several:
         return _join(start, _end(core, "."))
-    forms = [
-        "<C>.",
-        "<C>.",
-        "Please <c>.",
-        "Please <c>.",
-        "Could you <c>?",
-        "Can you <c>?",
-        "<C>, please.",
-        "I need you to <c>.",
-        "Would you <c>?",
-    ]
-    if " me" not in core and "please" not in core:
-        forms.append("<C> for me.")
-    form = rng.choice(forms)
+    form = rng.choice(_LEADS)
+    if form in _WE_LEADS and _ME.search(core):
+        form = "<C>."
+    closer = rng.choice(_CLOSERS)
+    if ("please" in closer and "please" in (form + core).lower()) or (
+        closer == " for me" and " me" in core
+    ):
+        closer = ""
+    if re.search(r"[.!?]['\"]$", core):
+        closer = ""  # the core ends with quoted words: nothing after them
+    if closer in _WHEN and _DATED.search(core):
+        closer = ""  # "… to March 15 today" would blur the date
     c = lower_first(core)
     tail = form[-1]
-    body = form[:-1].replace("<C>", cap(c)).replace("<c>", c)
+    body = form[:-1].replace("<C>", cap(c) + closer).replace("<c>", c + closer)
     return _join(start, _end(body, tail), imperative=True)
 
 
 def question(rng: random.Random, text: str, *, first: bool) -> str:
     """A question as the user asks it (lighter wrapping than requests)."""
     text = text.strip()
-    opener = rng.choice(
-        ("", "", "", "", "Quick question: ", "Hey, ")
-        if first
-        else ("", "", "", "Thanks. ", "OK, and ", "Also, ", "Great. ", "One more thing: ")
-    )
+    opener = rng.choice(_QUESTION_OPENERS_FIRST if first else _QUESTION_OPENERS_NEXT)
     if opener.endswith(": "):
         return tidy(opener + lower_first(text))
     return _join(opener, cap(text), imperative=True) if opener else tidy(cap(text))

@@ -56,8 +56,11 @@ def client_aliases(b: Builder, cid: str) -> list[str]:
     return aliases
 
 
-def _distinguish_client(b: Builder, target: dict[str, Any], others: list[dict[str, Any]]) -> str:
-    """A noun phrase naming a client by its shared first word plus what sets it apart."""
+def _distinguish_client(
+    b: Builder, target: dict[str, Any], others: list[dict[str, Any]], *, email_ok: bool = True
+) -> str:
+    """A noun phrase naming a client by its shared first word plus what sets it apart
+    (not by its email when the request carries a contact's: it would read as theirs)."""
     head = str(target["name"]).split()[0]
     options: list[str] = []
     ind, status, owner, email = (target.get(k) for k in ("industry", "status", "owner", "email"))
@@ -67,7 +70,7 @@ def _distinguish_client(b: Builder, target: dict[str, Any], others: list[dict[st
             f"the {head} account in {ind}",
             f"{head} — the {ind} company",
         ]
-    if email and all(o.get("email") != email for o in others):
+    if email_ok and email and all(o.get("email") != email for o in others):
         options += [f"the {head} client with email {email}", f"{head} ({email})"]
     if status and all(o.get("status") != status for o in others):
         options.append(f"the {str(status).lower()} {head} account")
@@ -78,7 +81,7 @@ def _distinguish_client(b: Builder, target: dict[str, Any], others: list[dict[st
     return b.rng.choice(options)
 
 
-def locate_client(b: Builder, cid: str, *, pronoun_ok: bool = True) -> Ref:
+def locate_client(b: Builder, cid: str, *, pronoun_ok: bool = True, email_ok: bool = True) -> Ref:
     rng = b.rng
     name = b.client_name(cid)
     aliases = client_aliases(b, cid)
@@ -95,7 +98,8 @@ def locate_client(b: Builder, cid: str, *, pronoun_ok: bool = True) -> Ref:
     if len(same) > 1 and count_sub(head, [str(c["name"]) for c in clients]) == len(same):
         if rng.random() < 0.55:
             target = next(c for c in same if c["client_id"] == cid)
-            np = _distinguish_client(b, target, [c for c in same if c["client_id"] != cid])
+            others = [c for c in same if c["client_id"] != cid]
+            np = _distinguish_client(b, target, others, email_ok=email_ok)
             b.extra_tags.add("disambiguation")
             return Ref(np, np, [Call("client_search", {"name": head})], np)
         if rng.random() < 0.4:
@@ -335,6 +339,14 @@ LOCATORS: dict[str, Callable[..., Ref]] = {
 }
 
 
-def locate(b: Builder, kind: str, rid: str, *, pronoun_ok: bool = True) -> Ref:
-    """How the user points at the ``kind`` record ``rid``, and the lookups that find it."""
-    return replace(LOCATORS[kind](b, rid, pronoun_ok=pronoun_ok), kind=kind, rid=rid)
+def locate(
+    b: Builder, kind: str, rid: str, *, pronoun_ok: bool = True, email_ok: bool = True
+) -> Ref:
+    """How the user points at the ``kind`` record ``rid``, and the lookups that find it.
+
+    ``email_ok=False``: never name a client by its email (a request about a contact).
+    """
+    options: dict[str, bool] = {"pronoun_ok": pronoun_ok}
+    if kind == "client":
+        options["email_ok"] = email_ok
+    return replace(LOCATORS[kind](b, rid, **options), kind=kind, rid=rid)

@@ -13,7 +13,8 @@ COMPLEXITIES = ("simple", "medium", "complex")
 
 
 def dataset_statistics(conversations: Iterable[Conversation]) -> dict[str, Any]:
-    """Counts per complexity, workflow and tool (turns using it), refusal share, utterances."""
+    """Counts per complexity, workflow and tool (turns using it), refusal share, utterances,
+    and how many turns check precision (``must_not_mention``) or have a judge's rubric."""
     convs: Sequence[Conversation] = list(conversations)
     n = len(convs)
     complexity: Counter[str] = Counter(str(c.complexity) for c in convs)
@@ -51,6 +52,8 @@ def dataset_statistics(conversations: Iterable[Conversation]) -> dict[str, Any]:
         "cross_turn_conversations": refs,
         "utterances": len(users),
         "distinct_utterances": len(set(users)),
+        "rubric_turns": sum(1 for t in turns if t.reply.rubric),
+        "precision_turns": sum(1 for t in turns if t.reply.must_not_mention),
     }
 
 
@@ -69,6 +72,8 @@ def format_statistics(stats: dict[str, Any]) -> str:
         f"cross-turn references: {stats['cross_turn_conversations']} conversations; "
         f"disambiguation: {stats['disambiguation_conversations']}",
         f"utterances:    {stats['utterances']} ({stats['distinct_utterances']} distinct)",
+        f"replies:       {stats['precision_turns']} turns with records to leave out, "
+        f"{stats['rubric_turns']} with a rubric",
         "workflows:",
     ]
     lines += [f"  {w:<30} {c:>5}" for w, c in stats["workflow"].items()]

@@ -45,7 +45,7 @@ from pytest_crmbench.crm.seed import SeedWorld, record_from_json
 from pytest_crmbench.crm.service import CRM
 from pytest_crmbench.crm.store import Store
 from pytest_crmbench.dataset import answer_key
-from pytest_crmbench.dataset.facts import missing_facts
+from pytest_crmbench.dataset.facts import fact_present, missing_facts
 from pytest_crmbench.dataset.model import Conversation, Turn
 from pytest_crmbench.dataset.refs import resolve
 from pytest_crmbench.runner import verdict as V
@@ -392,6 +392,7 @@ class Runner:
         checks["reply"] = {"passed": not missing, "missing": missing}
         if opts.feedback == "teacher":
             checks["reply"]["facts"] = list(turn.reply.must_mention)
+            checks["reply"]["avoid"] = list(turn.reply.must_not_mention)
         if missing:
             reasons.append(
                 V.Finding(
@@ -400,6 +401,19 @@ class Runner:
                     + ": "
                     + ", ".join(repr(m) for m in missing),
                     f"reply: {len(missing)} required fact(s) missing",
+                )
+            )
+        unwanted = [f for f in turn.reply.must_not_mention if fact_present(f, reply)]
+        checks["reply"]["unwanted"] = unwanted
+        if unwanted:
+            checks["reply"]["passed"] = False
+            reasons.append(
+                V.Finding(
+                    "mentions records that do not match the request: "
+                    + ", ".join(repr(u) for u in unwanted),
+                    f"reply: {len(unwanted)} "
+                    + ("record that does" if len(unwanted) == 1 else "records that do")
+                    + " not match the request mentioned",
                 )
             )
         if opts.judge is not None and turn.reply.rubric:
@@ -519,7 +533,8 @@ def _sum_usage(items: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
 
 def _turn_view(t: TurnResult, student: list[str], mode: str) -> dict[str, Any]:
     """One turn as feedback: pass/fail, failed checks and the reasons (``student``: what
-    failed, never an expected value; ``teacher`` adds values, expected calls and facts)."""
+    failed, never an expected value; ``teacher`` adds values, expected calls, the required
+    facts and the facts to leave out)."""
     view: dict[str, Any] = {
         "turn": t["turn"],
         "kind": t["kind"],
@@ -535,6 +550,7 @@ def _turn_view(t: TurnResult, student: list[str], mode: str) -> dict[str, Any]:
         view["reasons"] = list(t["reasons"])
         view["expected_calls"] = t["expected_calls"]
         view["must_mention"] = t["checks"]["reply"].get("facts", [])
+        view["must_not_mention"] = t["checks"]["reply"].get("avoid", [])
     return view
 
 

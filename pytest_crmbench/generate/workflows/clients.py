@@ -6,6 +6,7 @@ from typing import Any
 
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import Builder, Call, Skip
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import count_sub, locate
 from pytest_crmbench.generate.workflows.common import (
     CLIENT,
@@ -34,8 +35,8 @@ DUP_EMAIL = "Client already exists with email"
 
 # == what users say ==================================================================
 T_CREATE_CLIENT = (
-    "add a new client: <name>, email <email>, status <status><extras>",
-    "create a client called <name> (<email>) as <a_status> client<extras>",
+    "enter a new client: <name>, email <email>, status <status><extras>",
+    "open a client record called <name> (<email>) as <a_status> client<extras>",
     "set up <name> as a new <status_lc> client. Their email is <email><extras>",
     "!we signed up a new [client|account]: <name>, <email>, status <status><extras>",
     "create the client <name> with email <email> and status <status><extras>",
@@ -64,25 +65,25 @@ T_MOD_CLIENT: dict[str, tuple[str, ...]] = {
     "industry": ("set the industry of <c> to <v>", "change the industry for <c> to <v>"),
     "email": (
         "change the email of <c> to <v>",
-        "!the email for <cn> is now <v>; update it",
+        "!the email for <cn> is now <v>; please record that",
         "update <c> with the new email <v>",
     ),
 }
 Q_CLIENT_SINGLE: dict[str, tuple[str, ...]] = {
     "email": ("what's the email on file for <c>?", "which email address do we have for <c>?"),
     "owner": ("who owns <c>?", "who is the account owner for <c>?"),
-    "status": ("what's the status of <c>?", "is <c> an active client? What's their status?"),
+    "status": ("what status is <c> in?", "which status does <c> have in the CRM?"),
     "industry": ("what industry is <c> in?", "which industry do we have <c> under?"),
-    "phone": ("what's the phone number for <c>?", "look up <c> — I need their phone number."),
+    "phone": ("which phone number do we have for <c>?", "look up <c> — I need their phone number."),
     "overview": (
         "what do we have on file for <c>? Email, status and owner.",
-        "look up <c> for me: email, status, owner.",
+        "look up <c>: I need the email, the status and the owner.",
     ),
 }
 Q_CLIENT_LIST = (
     "which clients do we have <w>?",
     "list the clients <w>.",
-    "show me every account <w>.",
+    "pull together every account <w>.",
     "which accounts are <w>?",
 )
 
@@ -189,7 +190,8 @@ def t_client_lookup(b: Builder, topic: str) -> None:
             return [str(rec["email"]), str(rec["status"]), *owner]
         return [str(rec[kind])]
 
-    act(b, topic, ref, Q_CLIENT_SINGLE[kind], None, facts, wrap=req_or_ask)
+    avoid = misses(b, "client", anchors=[str(c["client_id"])])
+    act(b, topic, ref, Q_CLIENT_SINGLE[kind], None, facts, wrap=req_or_ask, avoid=avoid)
 
 
 def t_client_list(b: Builder, topic: str) -> None:

@@ -25,7 +25,9 @@ from pytest_crmbench.generate.builder import (
     Facts,
     Skip,
 )
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import Ref, locate
+from pytest_crmbench.generate.replies import note_phrase
 
 # The workflow names, from the one table of them.
 OPP = workflows.OPPORTUNITY
@@ -39,6 +41,7 @@ NOTES = workflows.NOTES
 
 m = P.money_fact
 Wrap = Callable[[Builder, str], str]
+Rubric = Callable[[list[Any]], str]
 
 
 # == the user's words ================================================================
@@ -89,12 +92,15 @@ def commit(
     shown: tuple[str, list[str]] | None = None,
     task: str = "",
     error: str | None = None,
+    avoid: Facts | None = None,
+    rubric: Rubric | None = None,
 ) -> None:
     """Execute one turn.
 
     ``task`` defaults to the last call's tool. ``shown`` are the records a search showed
     the user: one is talked about, several are a list to pick from. With ``error`` the
-    turn is a refusal: its last call must fail with that message.
+    turn is a refusal: its last call must fail with that message. ``avoid`` gives a read
+    turn's records outside the answer (:mod:`..precision`); ``rubric`` a judge's brief.
     """
     mentions = list(about)
     listed = None
@@ -113,6 +119,8 @@ def commit(
             error_contains=error,
             mentions=mentions,
             listed=listed,
+            avoid=avoid,
+            rubric=rubric,
         )
     )
 
@@ -129,6 +137,8 @@ def act(
     shown: tuple[str, list[str]] | None = None,
     error: str | None = None,
     task: str = "",
+    avoid: Facts | None = None,
+    rubric: Rubric | None = None,
     **values: str,
 ) -> None:
     """The usual turn: a request phrased about ``ref`` (if any); its lookups, then ``call``."""
@@ -138,7 +148,19 @@ def act(
     text = wrap(b, P.say(b.rng, templates, **values))
     calls = [*(ref.calls if ref else ()), *([call] if call else ())]
     about = [ref.about] if ref else []
-    commit(b, topic, text, calls, facts, about=about, shown=shown, task=task, error=error)
+    commit(
+        b,
+        topic,
+        text,
+        calls,
+        facts,
+        about=about,
+        shown=shown,
+        task=task,
+        error=error,
+        avoid=avoid,
+        rubric=rubric,
+    )
 
 
 def refuse(
@@ -151,7 +173,21 @@ def refuse(
     **values: str,
 ) -> None:
     """A request the CRM refuses: ``call`` fails with ``error`` and nothing changes."""
-    act(b, topic, ref, templates, call, None, wrap=req, shown=None, error=error, task="", **values)
+    act(
+        b,
+        topic,
+        ref,
+        templates,
+        call,
+        None,
+        wrap=req,
+        shown=None,
+        error=error,
+        task="",
+        avoid=None,
+        rubric=None,
+        **values,
+    )
 
 
 def recovers(b: Builder, room: int) -> bool:
@@ -213,11 +249,16 @@ def ask_list(
     facts: Facts,
     *,
     w: str,
+    also: tuple[str, Sequence[str]] | None = None,
 ) -> None:
-    """Ask for the ``kind`` records a search finds (the user may pick one of them next)."""
+    """Ask for the ``kind`` records a search finds (the user may pick one of them next);
+    the reply must not list records outside them (``also``: see :func:`.precision.misses`)."""
     shown = (kind, [str(x[KEY_OF[kind]]) for x in found])
     call = Call(f"{kind}_search", search.criteria)
-    act(b, topic, search.ref, templates, call, facts, wrap=req_or_ask, shown=shown, w=w)
+    avoid = misses(b, kind, criteria=search.criteria, also=also)
+    act(
+        b, topic, search.ref, templates, call, facts, wrap=req_or_ask, shown=shown, avoid=avoid, w=w
+    )
 
 
 def modify(kind: str, rid: str, **updates: Any) -> Call:
@@ -248,14 +289,12 @@ def listed_names(r: list[Any]) -> list[str]:
 
 
 def notes_facts(notes: list[dict[str, Any]]) -> list[str]:
+    """What the notes say (a distinctive phrase of the first two), never who wrote them."""
     facts = [str(len(notes))] if len(notes) > 1 else []
-    for n in notes[:2]:
-        content = str(n["content"])
-        if len(content) <= 70:
-            facts.append(content)
-        elif n.get("created_by"):
-            facts.append(str(n["created_by"]))
-    return facts or [str(notes[0]["content"])[:40]]
+    contents = [str(n["content"]) for n in notes]
+    for i, content in enumerate(contents[:2]):
+        facts.append(note_phrase(content, contents[:i] + contents[i + 1 :]))
+    return facts
 
 
 def person(r: dict[str, Any]) -> str:

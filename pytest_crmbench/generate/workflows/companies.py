@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_crmbench.generate.builder import Builder, Call, Skip
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.workflows.common import act, list_ok, names_facts, req_or_ask
 
 # == what users say ==================================================================
@@ -18,14 +19,14 @@ Q_COMPANY: dict[str, tuple[str, ...]] = {
     "industry": (
         "which companies in <v> do we track?",
         "list the companies in the <v> industry.",
-        "show me companies whose industry is <v>.",
+        "find the companies whose industry is <v>.",
     ),
     "city": ("which companies are based in <v>?", "do we track any companies in <v>? List them."),
     "type_industry": ("which <t_lc>s are in <v>?", "list the <v> companies that are <t_lc>s."),
     "one_type": (
-        "is <n> a partner, a vendor or a competitor?",
         "what kind of company is <n> for us?",
-        "how is <n> classified — partner, vendor or competitor?",
+        "how is <n> classified in our company list?",
+        "what's our relationship with <n> — what type of company are they?",
     ),
     "one_address": ("where is <n> based?", "what's the address of <n>?"),
 }
@@ -74,6 +75,7 @@ def t_company_search(b: Builder, topic: str) -> None:
         search,
         facts,
         wrap=req_or_ask,
+        avoid=misses(b, "company", criteria=criteria),
         t=t,
         t_lc=t.lower(),
         v=v,

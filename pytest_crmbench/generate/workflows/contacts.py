@@ -7,6 +7,7 @@ from typing import Any
 from pytest_crmbench.generate import phrasing as P
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import Builder, Call, Skip
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import locate
 from pytest_crmbench.generate.workflows.common import (
     CONTACT,
@@ -35,10 +36,10 @@ BAD_EMAIL = "must be a valid email address"
 # == what users say ==================================================================
 T_CREATE_CONTACT = (
     "add <full> as a contact at <c><title><extras>",
-    "create a contact for <c>: <full><title><extras>",
+    "put in a contact record for <c>: <full><title><extras>",
     "!new contact at <c> — <full><title><extras>",
     "!<full> just joined <cn><title_as>. Add them as a contact<extras>",
-    "add a contact named <full> under <c><title><extras>",
+    "register a contact named <full> under <c><title><extras>",
     "put <full> in the CRM as a contact for <c><title><extras>",
 )
 T_MOD_CONTACT: dict[str, tuple[str, ...]] = {
@@ -54,7 +55,7 @@ T_MOD_CONTACT: dict[str, tuple[str, ...]] = {
     ),
     "email": (
         "change the email of <p> to <v>",
-        "!<pn>'s new email is <v>; update it",
+        "!<pn>'s new email is <v>; change it in their record",
         "update <p> with email <v>",
     ),
     "notes": ("set the notes on <p> to <v>", "update the contact notes for <p>: <v>"),
@@ -62,7 +63,7 @@ T_MOD_CONTACT: dict[str, tuple[str, ...]] = {
 Q_CONTACT_SINGLE: dict[str, tuple[str, ...]] = {
     "title": ("what's <p>'s job title?", "what does <p> do there — what's the title?"),
     "email": ("what's the email address of <p>?", "how do I email <p>?"),
-    "phone": ("what's the phone number for <p>?", "do we have a number for <p>?"),
+    "phone": ("what number can I reach <p> on?", "do we have a number for <p>?"),
     "client": ("which client does <p> work for?", "who is <p> with — which account?"),
 }
 Q_CONTACT_LIST = (
@@ -105,7 +106,7 @@ def t_create_contact(b: Builder, topic: str) -> None:
     act(
         b,
         topic,
-        locate(b, "client", cid),
+        locate(b, "client", cid, email_ok=False),
         T_CREATE_CONTACT,
         Call("create_new_contact", args),
         lambda r: [person(r[-1])],
@@ -151,7 +152,18 @@ def t_contact_lookup(b: Builder, topic: str) -> None:
         return [cname] if kind == "client" else [str(looked_up(r, ref)[kind])]
 
     templates = Q_CONTACT_SINGLE[kind]
-    act(b, topic, ref, templates, client, facts, wrap=req_or_ask, task="contact_search")
+    avoid = misses(b, "contact", anchors=[str(p["contact_id"])], also=("client", [p["client_id"]]))
+    act(
+        b,
+        topic,
+        ref,
+        templates,
+        client,
+        facts,
+        wrap=req_or_ask,
+        task="contact_search",
+        avoid=avoid,
+    )
 
 
 def t_contact_list(b: Builder, topic: str) -> None:
@@ -221,7 +233,7 @@ def r_invalid_email(b: Builder, room: int, topic: str) -> None:
             "create a contact for <c>: <p>, <e>",
             "new contact at <c> — <p> (email: <e>)",
         ]
-        ref = locate(b, "client", cid)
+        ref = locate(b, "client", cid, email_ok=False)
         create = Call("create_new_contact", args)
         refuse(b, CONTACT, ref, asks, create, BAD_EMAIL, p=f"{first} {last}", e=bad)
         if recovers(b, room):

@@ -34,13 +34,13 @@ T_CREATE_CONTRACT = (
     "set up a contract with <c>: <v>, from <s> through <e><status_tail><link><url>",
     "draw up a contract for <c> worth <v> starting <s> and ending <e><status_tail><link><url>",
     "!we need a contract record for <c> — <v>, <s> to <e><status_tail><link><url>",
-    "add a <term>-month contract for <c> starting <s> (ends <e>), value "
+    "enter a <term>-month contract for <c> starting <s> (ends <e>), value "
     "<v><status_tail><link><url>",
     "record <a_new_status> contract with <c><link>: <s> – <e>, <v><url>",
 )
 Q_CONTRACT_LIST = (
     "what contracts do we have <w>?",
-    "show me the contracts <w>.",
+    "bring me the contracts <w>.",
     "list the contracts <w>.",
     "which contracts are there <w>?",
 )
@@ -166,7 +166,11 @@ def t_contract_search(b: Builder, topic: str) -> None:
             out.append(m(k["value"]) if k.get("value") is not None else str(k["status"]))
         return list(dict.fromkeys(out))
 
-    ask_list(b, topic, "contract", search, found, Q_CONTRACT_LIST, facts, w=" ".join(search.words))
+    clients = sorted({str(k["client_id"]) for k in found})
+    w = " ".join(search.words)
+    ask_list(
+        b, topic, "contract", search, found, Q_CONTRACT_LIST, facts, w=w, also=("client", clients)
+    )
 
 
 # == refusals ========================================================================

@@ -72,15 +72,28 @@ def file_stem(b: Builder, kind: str, rid: str) -> tuple[str, str, tuple[str, ...
     stem = sep.join(parts2)
     words_ = pools.DOC_KIND_WORDS.get(doc_kind, doc_kind.lower().replace("_", " "))
     if doc_kind == "Quote":
-        words_ = "quote PDF"
+        words_ = "quote"  # its file type is said with the extension (:func:`typed`)
     return stem, words_, exts
+
+
+FILE_TYPE_WORDS = {"pdf": "PDF", "xlsx": "spreadsheet", "docx": "Word document"}
+
+
+def typed(what: str, ext: str) -> str:
+    """A bare document word with the file type its extension has ("quote PDF" only for
+    a .pdf): the user's words must never call a file by another type."""
+    if what == "quote" and ext in FILE_TYPE_WORDS:
+        return f"quote {FILE_TYPE_WORDS[ext]}"
+    return what
 
 
 def t_upload_document(b: Builder, topic: str, kinds: Sequence[str] = TARGET_KINDS_DOC) -> None:
     rng = b.rng
     ref = pick_target(b, kinds)
     stem, what, exts = file_stem(b, ref.kind, ref.rid)
-    name = f"{stem}.{rng.choice(exts)}"
+    ext = rng.choice(exts)
+    name = f"{stem}.{ext}"
+    what = typed(what, ext)
     if name in b.used_files:
         raise Skip("file used")
     b.used_files.add(name)

@@ -20,7 +20,7 @@ from pytest_crmbench.generate.workflows.common import (
 
 # == what users say ==================================================================
 T_NOTE = (
-    "add a note to <t>: <qc>",
+    "attach a note to <t>: <qc>",
     "log a note on <it> saying <qc>",
     "!note on <t>: <qc>",
     "put a note on <t> — <qc>",

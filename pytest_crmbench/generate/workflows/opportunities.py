@@ -10,6 +10,7 @@ from typing import Any
 from pytest_crmbench.generate import phrasing as P
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import CLOSED, OPEN_STAGES, Builder, Call, Skip, short_client
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import count_sub, locate
 from pytest_crmbench.generate.workflows.common import (
     QUOTE,
@@ -88,7 +89,7 @@ T_MOD_ONE: dict[str, tuple[str, ...]] = {
         "bump <it> to <v>",
         "update the value of <opp> to <v>",
         "set the amount for <opp> to <v>",
-        "!<opp> should be <v> now — update it",
+        "!<opp> should be <v> now — please change it",
         "revise <opp> to <v>",
     ),
     "close_date": (
@@ -96,7 +97,7 @@ T_MOD_ONE: dict[str, tuple[str, ...]] = {
         "move the expected close of <opp> to <v>",
         "change the close date on <opp> to <v>",
         "set <it> to close on <v>",
-        "!<opp> will now close <v>; update it",
+        "!<opp> will now close <v>; adjust the record",
     ),
     "probability": (
         "set the probability on <opp> to <v>",
@@ -163,19 +164,20 @@ Q_OPP_SINGLE: dict[str, tuple[str, ...]] = {
         "where does <opp> stand — which stage?",
         "which stage is <opp> at right now?",
     ),
-    "amount": ("how big is <opp>?", "what's <opp> worth?", "what's the amount on <opp>?"),
+    "amount": ("how big is <opp>?", "what's <opp> worth?", "how much is <opp> for?"),
     "close_date": ("when is <opp> expected to close?", "what's the close date of <opp>?"),
     "owner": ("who owns <opp>?", "who's the owner of <opp>?"),
-    "probability": ("what's the win probability on <opp>?", "how likely is <opp> to close?"),
+    "probability": ("what win probability do we have on <opp>?", "how likely is <opp> to close?"),
     "overview": (
-        "pull up <opp>. What stage and amount?",
-        "find <opp> for me — stage and value, please.",
+        "pull up <opp>. What stage is it in, and what's it worth?",
+        "find <opp> — I need its stage and its value.",
         "look up <opp> and tell me its stage and amount.",
+        "where is <opp> at — stage, and the dollar figure?",
     ),
 }
 Q_OPP_LIST = (
     "which deals do we have <w>?",
-    "show me the opportunities <w>.",
+    "give me a list of the opportunities <w>.",
     "list all opps <w>.",
     "what opportunities are there <w>?",
     "pull up every deal <w>.",
@@ -185,26 +187,27 @@ Q_SUMMARY = (
     "how many deals are there <w>, and what are they worth in total?",
     "give me a pipeline summary <w>: count and total value.",
     "summarize the opportunities <w>.",
-    "what's the total value of the deals <w>, and how many are there?",
+    "tell me the total value of the deals <w>, and how many there are.",
     "pipeline check: count and total amount of opportunities <w>?",
 )
 T_VIEW: dict[str, tuple[str, ...]] = {
     "overview": (
-        "give me the full picture of <opp>: client, stage and amount.",
-        "show me everything on <opp> — who's the client, what stage, how much?",
+        "give me the full picture of <opp>: the client, where it stands and what it's worth.",
+        "show me everything on <opp> — who's the client, what stage, how much, value-wise?",
         "open <opp> and tell me the client, stage and amount.",
         "what are the details of <opp>? Client, stage, value.",
+        "which client is <opp> for, what stage is it at and what's its size?",
     ),
     "quotes": (
         "what quotes are on <opp>?",
         "how many quotes does <opp> have, and for how much?",
-        "show me the quotes attached to <opp>.",
+        "pull the quotes attached to <opp>.",
     ),
     "docs": (
         "what documents are attached to <opp>?",
         "which files do we have on <opp>?",
         "list the documents on <opp>.",
-        "show me the files uploaded to <opp>.",
+        "display the files uploaded to <opp>.",
     ),
     "notes": (
         "what notes are there on <opp>?",
@@ -212,6 +215,15 @@ T_VIEW: dict[str, tuple[str, ...]] = {
         "any notes logged on <opp>?",
         "what has the team noted on <opp>?",
     ),
+}
+VIEW_RUBRIC = {
+    "overview": "Names the deal's client, stage and amount as the CRM records them, about "
+    "this deal only.",
+    "quotes": "Lists the quotes on this deal with their amounts (and how many there are); "
+    "no quotes of other deals.",
+    "docs": "Lists the documents attached to this deal by file name; no files of other records.",
+    "notes": "Relays what the notes on this deal say (their content, not only who wrote "
+    "them); no notes of other records.",
 }
 T_DETAILS_ALIAS = (
     "get me the opportunity details for <opp>.",
@@ -268,7 +280,7 @@ def t_create_opportunity(b: Builder, topic: str) -> None:
         extras.append(P.say(rng, T_PROB_SAID, p=P.percent(rng, args["probability"])))
     if rng.random() < 0.25:
         args["owner"] = new_owner(b)
-        owned = [", owned by <o>", ", assigned to <o>", ", with <o> as owner"]
+        owned = [", owned by <o>", ", assigned to <o>", ", <o> will own it"]
         extras.append(P.say(rng, owned, o=args["owner"]))
     if rng.random() < 0.08:
         args["notes"] = note_text(b)
@@ -418,7 +430,8 @@ def t_find_opportunity(b: Builder, topic: str) -> None:
             return [pct(rec["probability"])]
         return [str(rec[kind])]
 
-    act(b, topic, ref, Q_OPP_SINGLE[kind], None, facts, wrap=ask)
+    avoid = misses(b, "opportunity", anchors=[str(o["opportunity_id"])])
+    act(b, topic, ref, Q_OPP_SINGLE[kind], None, facts, wrap=ask, avoid=avoid)
 
 
 def _opp_search(b: Builder, *, with_client: bool) -> Search:
@@ -484,6 +497,16 @@ def t_summarize(b: Builder, topic: str, *, with_client: bool = False) -> None:
     search, _ = search_until(
         b, "opportunity_search", draw, lambda _, found: 1 <= len(found) < total
     )
+    w = " and ".join(search.words)
+
+    def rubric(r: list[Any]) -> str:
+        s = r[-1]
+        return (
+            f"Reports how many opportunities there are {w} ({s['total_count']}) and their "
+            f"total value ({m(s['total_amount'])}), from the CRM's figures; deals outside "
+            "that filter are neither counted nor named."
+        )
+
     act(
         b,
         topic,
@@ -492,7 +515,9 @@ def t_summarize(b: Builder, topic: str, *, with_client: bool = False) -> None:
         Call("summarize_opportunities", search.criteria),
         lambda r: [str(r[-1]["total_count"]), m(r[-1]["total_amount"])],
         wrap=req_or_ask,
-        w=" and ".join(search.words),
+        avoid=misses(b, "opportunity", criteria=search.criteria),
+        rubric=rubric,
+        w=w,
     )
 
 
@@ -527,7 +552,17 @@ def _view(b: Builder, topic: str, tool: str, kind: str) -> None:
 
     ref = locate(b, "opportunity", oid)
     templates = T_DETAILS_ALIAS if alias else T_VIEW[kind]
-    act(b, topic, ref, templates, Call(tool, {"opportunity_id": oid}), facts, wrap=req_or_ask)
+    act(
+        b,
+        topic,
+        ref,
+        templates,
+        Call(tool, {"opportunity_id": oid}),
+        facts,
+        wrap=req_or_ask,
+        avoid=misses(b, "opportunity", anchors=[oid]),
+        rubric=lambda r: VIEW_RUBRIC[kind],
+    )
 
 
 def t_view_opportunity(b: Builder, topic: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from pytest_crmbench.generate import phrasing as P
 from pytest_crmbench.generate import pools
 from pytest_crmbench.generate.builder import Builder, Call, Skip
+from pytest_crmbench.generate.precision import misses
 from pytest_crmbench.generate.refer import locate
 from pytest_crmbench.generate.workflows.common import (
     Search,
@@ -74,7 +75,7 @@ T_DELETE_QUOTE = (
 )
 Q_QUOTE_LIST = (
     "which quotes are there <w>?",
-    "show me the quotes <w>.",
+    "bring up the quotes <w>.",
     "list every quote <w>.",
     "what quotes do we have <w>?",
 )
@@ -109,10 +110,17 @@ T_COMPARE: dict[str, tuple[str, ...]] = {
 Q_PREFIXES = (
     "what quote prefixes are in use?",
     "which quote numbering prefixes do we have now?",
-    "list the quote prefixes for me.",
+    "list the quote prefixes we use.",
     "what prefixes are our quotes using at the moment?",
     "remind me which quote prefixes exist.",
 )
+
+
+QUOTE_RUBRIC = {
+    "overview": "Gives this quote's amount and status and names the deal it belongs to.",
+    "docs": "Lists the documents attached to this quote by file name; no files of other records.",
+    "notes": "Relays what the notes on this quote say (their content, not only who wrote them).",
+}
 
 
 # == tasks ===========================================================================
@@ -244,7 +252,10 @@ def t_quote_search(b: Builder, topic: str) -> None:
         return out + [m(q["amount"]) for q in rows[:3]]
 
     w = " and ".join(search.words)
-    ask_list(b, topic, "quote", search, found, Q_QUOTE_LIST, facts, w=w)
+    deals = sorted({str(q["opportunity_id"]) for q in found})
+    ask_list(
+        b, topic, "quote", search, found, Q_QUOTE_LIST, facts, w=w, also=("opportunity", deals)
+    )
 
 
 def t_quote_details(b: Builder, topic: str, kind: str = "overview") -> None:
@@ -265,7 +276,18 @@ def t_quote_details(b: Builder, topic: str, kind: str = "overview") -> None:
 
     details = Call("quote_details", {"quote_id": qid})
     ref = locate(b, "quote", qid)
-    act(b, topic, ref, Q_QUOTE_DETAILS[kind], details, facts, wrap=req_or_ask)
+    oid = str(b.get("quote", qid)["opportunity_id"])
+    act(
+        b,
+        topic,
+        ref,
+        Q_QUOTE_DETAILS[kind],
+        details,
+        facts,
+        wrap=req_or_ask,
+        avoid=misses(b, "quote", anchors=[qid], also=("opportunity", [oid])),
+        rubric=lambda r: QUOTE_RUBRIC[kind],
+    )
 
 
 t_quote_documents = partial(t_quote_details, kind="docs")
@@ -319,6 +341,17 @@ def t_compare(b: Builder, topic: str, tool: str = "compare_quotes") -> None:
             return [m(x["amount"]) for x in d] + sorted({str(x["status"]) for x in d})
         return [m(d["total_amount"]), *[m(x["amount"]) for x in d["quotes"]]]
 
+    def rubric(r: list[Any]) -> str:
+        if tool == "compare_quotes":
+            return (
+                "Puts the two quotes side by side — amount and status of each — and says "
+                "which is larger; mentions no other quote."
+            )
+        return (
+            "Gives each quote's amount and status and their combined total "
+            f"({m(r[-1]['total_amount'])}), and points out how the two differ."
+        )
+
     commit(
         b,
         topic,
@@ -327,6 +360,8 @@ def t_compare(b: Builder, topic: str, tool: str = "compare_quotes") -> None:
         facts,
         about=[("opportunity", oid)] + [("quote", i) for i in ids],
         shown=("quote", ids),
+        avoid=misses(b, "quote", anchors=ids, also=("opportunity", [oid])),
+        rubric=rubric,
     )
 
 
