@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_crmbench import __version__
+from pytest_crmbench.audit import add_parser as add_audit
 from pytest_crmbench.crm.catalog import AGENT_TOOLS, TOOLS
 from pytest_crmbench.fakemodel.cli import add_parser as add_fake_server
 from pytest_crmbench.lint import add_parser as add_lint
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, help="random seed (default: 42; --holdout: 20251)"
     )
     gen.add_argument(
-        "--count", type=int, default=None, help="conversations (default: 1200; --holdout: 200)"
+        "--count", type=int, default=None, help="conversations (default: 1200; --holdout: 300)"
     )
     gen.add_argument(
         "--holdout",
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fake_server(sub)
     add_lint(sub)
     add_reports(sub)
+    add_audit(sub)
     return parser
 
 

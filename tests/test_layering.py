@@ -19,7 +19,7 @@ PACKAGE = "pytest_crmbench"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 PYTEST_LAYER = ("plugin", "fixtures", "options", "items", "session", "state")
-CLI = ("cli", "lint", "generate", "fakemodel", "reports")
+CLI = ("cli", "lint", "audit", "generate", "fakemodel", "reports")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("", "locations"),  # the package root (its version) and where shipped data lives
     ("crm",),

@@ -22,6 +22,7 @@ import pytest
 from plugin_support.project import MEMORY, REPO, load_report
 
 from pytest_crmbench.agents.playbook import Playbook
+from pytest_crmbench.cli import main
 from pytest_crmbench.dataset import load_dataset
 from pytest_crmbench.fakemodel import FakeModelServer, LearnerPolicy, RouterPolicy, learnt_lessons
 from pytest_crmbench.generate.holdout import created_names, utterances
@@ -198,10 +199,17 @@ def test_playbook_needs_more_student_evidence_than_teacher() -> None:
     assert learnt_lessons("spelled exactly, case-sensitive enum values") == set()
 
 
+def test_holdout_is_regenerated_byte_for_byte(tmp_path: Path) -> None:
+    """The shipped held-out file is what ``crmbench generate --holdout`` writes."""
+    shutil.copy(REPO / "cases" / "conversations.jsonl", tmp_path / "conversations.jsonl")
+    assert main(["generate", "--holdout", f"--output={tmp_path}"]) == 0
+    assert (tmp_path / "conversations_holdout.jsonl").read_bytes() == HOLDOUT.read_bytes()
+
+
 def test_holdout_is_disjoint_from_the_main_dataset() -> None:
     main = load_dataset(REPO / "cases" / "conversations.jsonl").conversations
     held = load_dataset(HOLDOUT).conversations
-    assert 150 <= len(held) <= 250
+    assert len(held) == 300
     assert not utterances(main) & utterances(held)
     assert not created_names(main) & created_names(held)
     assert created_names(held)  # it does create records

@@ -140,15 +140,16 @@ def test_an_empty_file_is_a_defect(
 
 
 def test_the_shipped_datasets_lint_clean(capsys: pytest.CaptureFixture[str]) -> None:
-    full, subset = (
+    full, subset, holdout = (
         REPO / "cases" / "conversations.jsonl",
         REPO / "cases" / "conversations_400.jsonl",
+        REPO / "cases" / "conversations_holdout.jsonl",
     )
-    status, out = run_cli(capsys, str(full), str(subset), "--json")
+    status, out = run_cli(capsys, str(full), str(subset), str(holdout), "--json")
     report = json.loads(out)
     assert report["defects"] == [], report["counts_by_kind"]
     assert status == 0
-    assert report["conversations"] == 1600
+    assert report["conversations"] == 1900
     assert len(report["statistics"]["tools_present"]) == 28
 
 

@@ -18,6 +18,16 @@ from pytest_crmbench.agents.base import Briefing, ToolHandle
 from pytest_crmbench.dataset.refs import resolve
 
 
+def oracle_reply(errors: Sequence[str], facts: Sequence[str]) -> str:
+    """The oracle's reply: "Done." and the facts, or "I could not do that:" with the CRM's
+    own message and the facts quoted (a bare word such as "closed" at the end would read
+    as a claim that something was done)."""
+    if errors:
+        quoted = " ".join(f'"{f}"' for f in facts)
+        return f"I could not do that: {' '.join(errors)} {quoted}".strip()
+    return f"Done. {'; '.join(facts)}".strip()
+
+
 class ScriptTurn:
     """What the oracle may know about one turn (never given to real agents)."""
 
@@ -88,10 +98,7 @@ class ScriptPlayer:
             if not outcome.ok and outcome.error:
                 errors.append(outcome.error)
         self._results[self._turn] = results
-        facts = "; ".join(step.facts)
-        if errors:
-            return f"I could not do that: {' '.join(errors)} {facts}".strip()
-        return f"Done. {facts}".strip()
+        return oracle_reply(errors, step.facts)
 
 
 class ReplayAgent(ScriptPlayer, ScriptedOracle):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from pytest_crmbench.agents.judge import DATA_BLOCKS, JUDGE_MARKER, RUBRIC_HEADING
+from pytest_crmbench.agents.scripted import oracle_reply
 from pytest_crmbench.dataset.golden import as_conversation, load_golden
 from pytest_crmbench.dataset.loader import load_dataset
 from pytest_crmbench.dataset.refs import RefError, resolve
@@ -164,10 +165,7 @@ class OraclePolicy:
             for i in range(len(turn.expected_calls))
             if (k, i) in outcomes and not outcomes[(k, i)][0]
         ]
-        facts = "; ".join(turn.reply.must_mention)
-        if errors:
-            return FakeReply(f"I could not do that: {' '.join(errors)} {facts}".strip())
-        return FakeReply(f"Done. {facts}".strip())
+        return FakeReply(oracle_reply(errors, turn.reply.must_mention))
 
     @staticmethod
     def _outcomes(messages: Sequence[FakeMessage]) -> dict[tuple[int, int], tuple[bool, Any, Any]]:

@@ -1,0 +1,65 @@
+"""``crmbench audit``: degraded oracles are caught, cheaters stay under their bounds on
+the shipped data, and the audit itself fails on a dataset that lets a cheater through."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_crmbench.audit import (
+    DEGRADATIONS,
+    audit,
+    default_agents,
+    format_report,
+)
+from pytest_crmbench.cli import main
+from pytest_crmbench.dataset import load_dataset
+from pytest_crmbench.dataset.golden import as_conversation, load_golden
+from pytest_crmbench.locations import shipped_conversations, shipped_golden
+
+
+@pytest.fixture(scope="module")
+def shipped_report():  # type: ignore[no-untyped-def]
+    convs = list(load_dataset(shipped_conversations()).conversations)
+    golden = sorted(shipped_golden().glob("*.json"))
+    convs += [as_conversation(gf, gc) for gf, gc in load_golden(golden) if gc.family == "agent"]
+    return audit(convs)
+
+
+def test_the_shipped_data_passes_the_audit(shipped_report) -> None:  # type: ignore[no-untyped-def]
+    assert shipped_report.problems == [], format_report(shipped_report)
+    rows = {a.name: a for a in shipped_report.agents}
+    assert rows["replay (oracle)"].conversation_rate == 1.0
+    for degradation in DEGRADATIONS:
+        row = rows[degradation.kind]
+        assert row.applied > 20, degradation.kind  # the mutation really happened, often
+        assert row.caught == row.applied and not row.escaped
+    for name, kind, _ in default_agents():
+        if kind == "cheater":
+            assert rows[name].conversation_rate <= 0.01 and rows[name].turn_rate <= 0.05, name
+
+
+def test_the_audit_fails_a_dataset_a_cheater_can_pass(tmp_path: Path) -> None:
+    """A read-only conversation with no fact to convey: any agent passes it."""
+    line = {
+        "format": "crmbench/1",
+        "id": "WEAK-1",
+        "workflow": "Opportunity Management",
+        "complexity": "simple",
+        "reference_date": "2025-10-01",
+        "turns": [
+            {
+                "user": "Look up the Acme Analytics deals for me.",
+                "expected_calls": [
+                    {"tool": "opportunity_search", "args": {"client_name": "Acme Analytics"}}
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "weak.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    report = audit(load_dataset(path).conversations)
+    assert any(p.startswith("noop: passes 100.0% of the conversations") for p in report.problems)
+    assert main(["audit", f"--dataset={path}", "--json"]) == 1
