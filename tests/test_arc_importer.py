@@ -467,3 +467,19 @@ def test_unstated_values_skip_ids_and_references_and_read_searches_loosely() -> 
         ("name", "Acme Analytics – Data Platform Renewal")
     ]
     assert spelled_numbers("the Acme one, three hundred thirty-five thousand") == [1.0, 335000.0]
+
+
+def test_a_conversation_with_nothing_to_check_is_a_no_check_defect() -> None:
+    """A search that finds nothing, and no write: any agent, noop included, would pass."""
+    turn = {
+        "turn_id": 1,
+        "user_utterance": "Find the client Nobody Such",
+        "expected_tool": "client_search",
+        "expected_args": {"criteria": {"name": "Nobody Such"}},
+        "expect_success": True,
+    }
+    item = convert_arc(line(turns=[turn]))
+    assert [d.kind for d in item.defects] == ["no-check"]
+    assert "any agent would pass" in skip_reason(item.defects)
+    checked = convert_arc(line())  # finds Borealis Freight: its name is a fact to convey
+    assert "no-check" not in {d.kind for d in checked.defects}
