@@ -310,10 +310,11 @@ class AgentAudit:
 class AuditReport:
     agents: list[AgentAudit]
     conversations: int
+    defects: list[str] = field(default_factory=list)  # cases the oracle cannot even run
 
     @property
     def problems(self) -> list[str]:
-        out = []
+        out = [f"dataset defect: {d}" for d in self.defects]
         for a in self.agents:
             if a.kind == "degradation" and a.escaped:
                 shown = ", ".join(a.escaped[:5])
@@ -357,6 +358,7 @@ def audit(
     runner = Runner(open_memory_store(world), world)
     roster = list(agents) if agents is not None else default_agents()
     out = []
+    defects: dict[str, str] = {}
     for name, kind, make in roster:
         if progress:
             progress(name)
@@ -365,11 +367,12 @@ def audit(
             agent = make()
             try:
                 result = runner.run(conv, agent)
-            except DatasetDefect:
+            except DatasetDefect as exc:
+                defects.setdefault(conv.id, str(exc))
                 continue
             _count(row, result, agent)
         out.append(row)
-    return AuditReport(out, len(conversations))
+    return AuditReport(out, len(conversations), list(defects.values()))
 
 
 def _count(row: AgentAudit, result: ItemResult, agent: Agent) -> None:

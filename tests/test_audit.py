@@ -51,9 +51,9 @@ def test_the_audit_fails_a_dataset_a_cheater_can_pass(tmp_path: Path) -> None:
         "reference_date": "2025-10-01",
         "turns": [
             {
-                "user": "Look up the Acme Analytics deals for me.",
+                "user": "Look up the deals in Negotiation for me.",
                 "expected_calls": [
-                    {"tool": "opportunity_search", "args": {"client_name": "Acme Analytics"}}
+                    {"tool": "opportunity_search", "args": {"stage": "Negotiation"}}
                 ],
             }
         ],
@@ -63,3 +63,32 @@ def test_the_audit_fails_a_dataset_a_cheater_can_pass(tmp_path: Path) -> None:
     report = audit(load_dataset(path).conversations)
     assert any(p.startswith("noop: passes 100.0% of the conversations") for p in report.problems)
     assert main(["audit", f"--dataset={path}", "--json"]) == 1
+
+
+def test_a_conversation_the_oracle_cannot_run_is_reported(tmp_path: Path) -> None:
+    """A dataset defect (a reference call the CRM refuses) is a problem, not a silent skip."""
+    line = {
+        "format": "crmbench/1",
+        "id": "BROKEN-1",
+        "workflow": "Opportunity Management",
+        "complexity": "simple",
+        "reference_date": "2025-10-01",
+        "turns": [
+            {
+                "user": "Move the deal 00000000-0000-4000-8000-000000000000 to Negotiation.",
+                "expected_calls": [
+                    {
+                        "tool": "modify_opportunity",
+                        "args": {
+                            "opportunity_id": "00000000-0000-4000-8000-000000000000",
+                            "updates": {"stage": "Negotiation"},
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "broken.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    report = audit(load_dataset(path).conversations)
+    assert any("BROKEN-1" in p and "dataset defect" in p for p in report.problems)
