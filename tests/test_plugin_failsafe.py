@@ -258,3 +258,21 @@ def _items(path: Path) -> int:
     if not path.exists():
         return 0
     return sum('"case_id"' in line for line in path.read_text().splitlines())
+
+
+@pytest.mark.postgres
+def test_a_provider_fallback_is_in_the_header_and_the_report(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``auto`` without a Docker engine falls back to the embedded server: say so."""
+    from pytest_crmbench.postgres import docker_provider
+
+    monkeypatch.delenv("CRMBENCH_POSTGRES_URL", raising=False)
+    monkeypatch.setattr(docker_provider, "docker_available", lambda timeout=3.0: False)
+    make_project(pytester, conversations=["CONV-0001"], golden=False)
+    result = pytester.runpytest(*BASE, *REPORT, "--crm-backend=postgres", "--crm-postgres=auto")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["crmbench: note: docker: no Docker engine answered*"])
+    crm = load_report(pytester.path / "r.json")["crmbench"]
+    assert any("embedded" in note for note in crm["postgres_notes"])
+    assert "embedded" in crm["postgres_provider"]
