@@ -362,10 +362,10 @@ def pytest_runtest_makereport(
     if call.when == "call" and report.failed and result["outcome"] == "passed":
         result = {**result, "passed": False, "outcome": "failed"}
     state = item.config.stash[STATE]
-    if item.stash.get(STREAM, None) is not None and "seq" not in result:
-        # Where the item finished in its stream (the process that ran it, in order): the
+    stream = item.stash.get(STREAM, None)
+    if stream is not None and "seq" not in result:
+        # Where the item finished in its stream (one worker runs a stream, in order): the
         # order of the learning curve.
-        stream = f"stream-{state.worker_id}"
         state.sequence[stream] = state.sequence.get(stream, 0) + 1
         result = {**result, "stream": stream, "seq": state.sequence[stream]}
     item.stash[RESULT] = result

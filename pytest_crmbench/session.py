@@ -405,14 +405,23 @@ def stream_marks(
         return {}
     workerinput = getattr(config, "workerinput", None) or {}
     streams = max(1, int(workerinput.get("workercount", 1)))
-    agent = [c for c in cases if c.kind != "golden_sandbox"]
-    if settings.stream_seed is not None:
-        random.Random(settings.stream_seed).shuffle(agent)
     out: dict[str, list[pytest.MarkDecorator]] = {}
-    for position, case in enumerate(agent):
-        state.stream_position[case.test_id] = position
-        out[case.test_id] = [pytest.mark.xdist_group(f"crmbench-stream-{position % streams}")]
+    for test_id, (position, group) in stream_groups(cases, settings.stream_seed, streams).items():
+        state.stream_position[test_id] = position
+        out[test_id] = [pytest.mark.xdist_group(group)]
     return out
+
+
+def stream_groups(cases: list[Case], seed: int | None, streams: int) -> dict[str, tuple[int, str]]:
+    """test id → (place in the stated order, stream): the agent cases in dataset order (or
+    shuffled with ``seed``), dealt round-robin into ``streams`` streams."""
+    agent = [c for c in cases if c.kind != "golden_sandbox"]
+    if seed is not None:
+        random.Random(seed).shuffle(agent)
+    return {
+        case.test_id: (position, f"crmbench-stream-{position % streams}")
+        for position, case in enumerate(agent)
+    }
 
 
 def order_stream(config: pytest.Config, state: CrmState, items: list[pytest.Item]) -> None:
@@ -453,6 +462,37 @@ class XdistController:
         self.state = session.state
         self._cases_of_module = cases_of_module  # (module, path) -> list[Case]
         self._index: dict[str, dict[str, Case]] = {}  # module path -> test id -> case
+        self._groups: dict[str, dict[str, tuple[int, str]]] = {}  # path -> streams
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """An ordered run: each stream goes whole to one worker, in its order. (xdist's own
+        ``loadgroup`` cannot do it under pytest 9: its workers write the group into
+        ``item._nodeid``, which no longer changes the node id, so no group reaches the
+        scheduler.)"""
+        if not self.state.settings.ordered:
+            return None
+        from xdist.scheduler import LoadScopeScheduling  # lazy: only when xdist schedules
+
+        stream_of = self.stream_of
+
+        class StreamScheduling(LoadScopeScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                return stream_of(nodeid) or nodeid
+
+        return StreamScheduling(config, log)
+
+    def stream_of(self, nodeid: str) -> str | None:
+        """The stream of an item, from the same cases and rule the workers used."""
+        path = nodeid.partition("::")[0]
+        case = self.case_of(nodeid)
+        if case is None:
+            return None
+        if path not in self._groups:
+            cases = list(self._index[path].values())
+            streams = max(1, int(getattr(self.session.config.option, "numprocesses", 1) or 1))
+            self._groups[path] = stream_groups(cases, self.state.settings.stream_seed, streams)
+        found = self._groups[path].get(case.test_id)
+        return found[1] if found else None
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["crmbench_run_id"] = self.state.run_id
