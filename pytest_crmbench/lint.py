@@ -47,7 +47,7 @@ from pytest_crmbench.dataset.problems import Problem
 from pytest_crmbench.dataset.refs import RefError
 from pytest_crmbench.dataset.stated import describe_value, unstated_values
 from pytest_crmbench.dataset.tool_args import canonical_args, unknown_argument_message
-from pytest_crmbench.generate.replies import UNBOUNDED
+from pytest_crmbench.generate.replies import UNBOUNDED, result_text
 from pytest_crmbench.generate.stats import COMPLEXITIES, dataset_statistics, format_statistics
 from pytest_crmbench.runner.runner import DatasetDefect, Runner
 
@@ -112,28 +112,12 @@ def _problem_defect(problem: Any) -> tuple[str, Defect]:
 
 
 def _result_text(calls: Sequence[dict[str, Any]]) -> str:
-    """A turn's reference results as searchable text: the JSON, plus what a reply may
-    compose from it — every list's length (a count of returned records) and contacts'
-    full names."""
+    """A turn's reference results as searchable text, read as the generator reads them
+    (:func:`~pytest_crmbench.generate.replies.result_text`), plus the CRM's own error
+    messages (a refusal's reason is taken from them)."""
     results = [c.get("result") for c in calls if c.get("ok")]
-    # A refusal's reason is read from the CRM's own error message.
-    extra: list[str] = [str(c["error"]) for c in calls if not c.get("ok") and c.get("error")]
-
-    def walk(value: Any) -> None:
-        if isinstance(value, list):
-            extra.append(str(len(value)))
-            for item in value:
-                walk(item)
-        elif isinstance(value, dict):
-            first, last = value.get("first_name"), value.get("last_name")
-            if isinstance(first, str) and isinstance(last, str):
-                extra.append(f"{first} {last}")
-            for item in value.values():
-                walk(item)
-
-    walk(results)
-    text = json.dumps(results, ensure_ascii=False, default=str)
-    return text + "\n" + "\n".join(extra)
+    errors = [str(c["error"]) for c in calls if not c.get("ok") and c.get("error")]
+    return result_text(results) + "\n" + "\n".join(errors)
 
 
 class _Checker:
