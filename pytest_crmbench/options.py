@@ -17,6 +17,7 @@ import pytest
 
 from pytest_crmbench.postgres.server import redact_url
 from pytest_crmbench.results.gate import baseline_problems
+from pytest_crmbench.results.stream import RUN_IDENTITY
 
 
 @dataclass(frozen=True)
@@ -193,25 +194,6 @@ def _value(config: pytest.Config, opt: Opt) -> Any:
 
 DEFAULT_WINDOW = 50
 
-#: The settings that decide what runs and how it is judged (not where or how fast).
-IDENTITY = (
-    "agent",
-    "agent_model",
-    "agent_base_url",
-    "backend",
-    "dataset",
-    "arc_defects",
-    "trials",
-    "judge",
-    "max_calls",
-    "feedback",
-    "feedback_every",
-    "stream_seed",
-    "agent_frozen",
-    "recover",
-    "strict_actions",
-)
-
 
 def parse_shard(text: str) -> tuple[int, int] | None:
     """``"K/N"`` → (K, N) with 1 ≤ K ≤ N, else None."""
@@ -341,7 +323,7 @@ class Settings:
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run: results of one may complete the other's."""
-        return {key: getattr(self, key) for key in IDENTITY}
+        return {key: getattr(self, key) for key in RUN_IDENTITY}
 
     def public(self) -> dict[str, Any]:
         """Settings for the report (nothing secret lives here)."""

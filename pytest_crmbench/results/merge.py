@@ -13,25 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_crmbench.results.packing import PACKING_KEY, pack_report, report_items
+from pytest_crmbench.results.stream import RUN_IDENTITY
 from pytest_crmbench.results.summary import summarize
-
-# What makes two shards parts of the same run (the ``settings`` that decide verdicts).
-RUN_SETTINGS = (
-    "agent",
-    "agent_model",
-    "agent_base_url",
-    "agent_temperature",
-    "agent_max_tokens",
-    "backend",
-    "dataset",
-    "arc_defects",
-    "trials",
-    "judge",
-    "max_calls",
-    "feedback",
-    "recover",
-    "strict_actions",
-)
 
 
 class MergeError(ValueError):
@@ -57,7 +40,7 @@ def run_identity(report: dict[str, Any]) -> dict[str, Any]:
     settings = crm.get("settings") or {}
     agent = crm.get("agent") or {}
     return {
-        **{f"settings.{k}": settings.get(k) for k in RUN_SETTINGS},
+        **{f"settings.{k}": settings.get(k) for k in RUN_IDENTITY},
         "agent.name": agent.get("name"),
         "agent.model": agent.get("model"),
         "dataset.sha256": (crm.get("dataset") or {}).get("sha256"),

@@ -18,6 +18,28 @@ from pytest_crmbench.runner.records import ItemResult
 
 HEADER_KEY = "crmbench_run"
 
+#: The settings that decide what runs and how it is judged (not where or how fast): two
+#: runs with the same values may be resumed into one, or merged from shards.
+RUN_IDENTITY = (
+    "agent",
+    "agent_model",
+    "agent_base_url",
+    "agent_temperature",
+    "agent_max_tokens",
+    "backend",
+    "dataset",
+    "arc_defects",
+    "trials",
+    "judge",
+    "max_calls",
+    "feedback",
+    "feedback_every",
+    "stream_seed",
+    "agent_frozen",
+    "recover",
+    "strict_actions",
+)
+
 
 class ResultsStream:
     """Appends one JSON line per finished item, flushed and fsynced: a crash loses nothing done."""
