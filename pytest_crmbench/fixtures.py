@@ -31,6 +31,7 @@ from pytest_crmbench.runner import DatasetDefect, InfrastructureError, Runner, R
 from pytest_crmbench.runner.arc import ArcRunner
 from pytest_crmbench.runner.golden import run_sandbox
 from pytest_crmbench.runner.records import ItemResult, read_answer_key
+from pytest_crmbench.runner.runner import is_database_error
 from pytest_crmbench.state import ARC_DATASET, RESULT, STATE
 
 
@@ -191,7 +192,7 @@ def crm_result(
         try:
             result = run_sandbox(*crm_case.golden, crm_store)
         except Exception as exc:
-            if type(exc).__module__.startswith("psycopg"):
+            if is_database_error(exc):
                 infrastructure_failure(f"database error: {exc}")
             raise
     else:

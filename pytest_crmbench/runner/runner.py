@@ -247,7 +247,7 @@ class Runner:
             self.store.reset()
             return self._run(conv, agent, reference, opts, trial, started)
         except Exception as exc:  # the store's own calls, outside the agent's
-            if _is_database_error(exc):
+            if is_database_error(exc):
                 raise InfrastructureError(f"database error: {_one_line(exc)}") from exc
             raise
 
@@ -351,7 +351,7 @@ class Runner:
         except (InfrastructureError, CrmError):
             raise
         except Exception as exc:
-            if _is_database_error(exc):
+            if is_database_error(exc):
                 raise InfrastructureError(f"database error: {_one_line(exc)}") from exc
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
             raise InfrastructureError(f"agent crashed: {tb}") from exc
@@ -515,7 +515,8 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _is_database_error(exc: BaseException) -> bool:
+def is_database_error(exc: BaseException) -> bool:
+    """Whether the store, not the agent or the dataset, failed (an infrastructure error)."""
     module = type(exc).__module__
     return module.startswith("psycopg") or isinstance(exc, ConnectionError)
 
