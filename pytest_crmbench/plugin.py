@@ -291,10 +291,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     path = Path(str(metafunc.definition.path))
     try:
         cases, dataset = _module_cases(metafunc.module, path, state.settings)
-    except pytest.UsageError:
-        raise
-    except Exception as exc:  # a malformed dataset stops collection with its message
-        raise pytest.UsageError(str(exc)) from exc
+    except Exception as exc:
+        # A missing, empty or malformed dataset stops collection: its message, once, with
+        # no traceback of the plugin (the file and line are in the message).
+        raise pytest.Collector.CollectError(str(exc)) from None
     if dataset is not None:
         state.dataset_info = {"files": [str(f) for f in dataset.files], "sha256": dataset.sha256}
         if dataset.defects:  # only imported (Arc) conversations have entries
