@@ -25,6 +25,7 @@ from pytest_crmbench.crm import CRM, FixedClock, RandomIds
 from pytest_crmbench.crm.seed import SeedWorld, load_seed_world
 from pytest_crmbench.crm.store import Store
 from pytest_crmbench.dataset import answer_key
+from pytest_crmbench.inflight import IN_FLIGHT
 from pytest_crmbench.items import Case
 from pytest_crmbench.options import Settings
 from pytest_crmbench.runner import DatasetDefect, InfrastructureError, Runner, RunOptions
@@ -67,12 +68,9 @@ def crm(crm_store: Store, crm_world: SeedWorld) -> Iterator[CRM]:
 def crm_agent(crm_settings: Settings) -> Agent:
     try:
         with answer_key.agent_code():  # the agent's import and constructor are agent code
-            agent: Agent = make_agent(crm_settings.agent, **agent_settings(crm_settings))
+            return build_agent(crm_settings)
     except AgentLoadError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    if crm_settings.agent_prices and hasattr(agent, "prices"):  # the LLM agents
-        agent.prices = price_table(crm_settings.agent_prices)
-    return agent
 
 
 def agent_settings(settings: Settings) -> dict[str, Any]:
@@ -94,26 +92,43 @@ def crm_runner(
 ) -> Runner | ArcRunner:
     """The runner; conversations imported from the upstream (Arc) format run on an empty
     world with a store of their own, as the upstream ran them (see ``dataset.arc``)."""
+    return build_runner(pytestconfig, crm_store, crm_world)
+
+
+def build_runner(
+    config: pytest.Config, store: Store, world: SeedWorld, suffix: str = ""
+) -> Runner | ArcRunner:
+    """A runner over ``store`` with the run's options (its own judge); the Arc store it
+    may open is named with ``suffix`` (one per conversation slot)."""
+    state = config.stash[STATE]
+    settings = state.settings
     judge = None
-    if crm_settings.judge.strip().lower() not in ("", "none"):
+    if settings.judge.strip().lower() not in ("", "none"):
         judge = make_judge(
-            crm_settings.judge,
-            timeout=crm_settings.agent_timeout,
-            prices=price_table(crm_settings.agent_prices),
+            settings.judge,
+            timeout=settings.agent_timeout,
+            prices=price_table(settings.agent_prices),
         )
     options = RunOptions(
-        max_calls_per_turn=crm_settings.max_calls,
-        recover=crm_settings.recover,
-        strict_actions=crm_settings.strict_actions,
+        max_calls_per_turn=settings.max_calls,
+        recover=settings.recover,
+        strict_actions=settings.strict_actions,
         judge=judge,
-        feedback=crm_settings.feedback,
-        feedback_every=crm_settings.feedback_every,
+        feedback=settings.feedback,
+        feedback_every=settings.feedback_every,
     )
-    runner = Runner(crm_store, crm_world, options)
-    if pytestconfig.stash.get(ARC_DATASET, False):
-        state = pytestconfig.stash[STATE]
-        return ArcRunner(runner, lambda world: state.open_store(world, "_arc"))
+    runner = Runner(store, world, options)
+    if config.stash.get(ARC_DATASET, False):
+        return ArcRunner(runner, lambda w: state.open_store(w, f"{suffix}_arc"))
     return runner
+
+
+def build_agent(settings: Settings) -> Agent:
+    """The agent chosen with ``--agent``, with the run's model settings and prices."""
+    agent: Agent = make_agent(settings.agent, **agent_settings(settings))
+    if settings.agent_prices and hasattr(agent, "prices"):  # the LLM agents
+        agent.prices = price_table(settings.agent_prices)
+    return agent
 
 
 @pytest.fixture
@@ -196,11 +211,17 @@ def crm_result(
                 infrastructure_failure(f"database error: {exc}")
             raise
     else:
-        assert crm_case.conversation is not None
-        runner = request.getfixturevalue("crm_runner")
-        agent = request.getfixturevalue("crm_agent")
+        conv = crm_case.conversation
+        assert conv is not None
+        in_flight = request.config.stash.get(IN_FLIGHT, None)
+        future = in_flight.take(request.node) if in_flight is not None else None
         try:
-            result = runner.run(crm_case.conversation, agent, trial=crm_case.trial)
+            if future is not None:  # run by a conversation slot, maybe finished already
+                result = future.result()
+            else:
+                runner = request.getfixturevalue("crm_runner")
+                agent = request.getfixturevalue("crm_agent")
+                result = runner.run(conv, agent, trial=crm_case.trial)
         except DatasetDefect as exc:
             pytest.skip(f"dataset defect: {exc}")
         except InfrastructureError as exc:
@@ -208,7 +229,7 @@ def crm_result(
         result["family"] = crm_case.kind
     result["trial"] = crm_case.trial
     result["test_id"] = crm_case.test_id
-    read = answer_key.violations()[request.config.stash[STATE].answer_key_mark :]
+    read = answer_key.thread_violations()[request.config.stash[STATE].answer_key_mark :]
     if crm_case.kind != "golden_sandbox" and read:
         # The agent opened a dataset while it was loaded or built (before any item).
         result = read_answer_key(result, read)

@@ -81,6 +81,13 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("--crm-judge", "none", "LLM judge for rubric turns: none, openai:MODEL, anthropic:MODEL"),
     Opt("--crm-max-calls", 8, "tool calls allowed per turn", int),
     Opt(
+        "--crm-concurrency",
+        1,
+        "conversations in flight at once in each process (threads, each conversation on a "
+        "store of its own and with an agent of its own); with -n W: W x N in flight",
+        int,
+    ),
+    Opt(
         "--crm-feedback",
         "off",
         "tell an agent that implements feedback() how each conversation went: student "
@@ -223,6 +230,7 @@ class Settings:
     trials: int
     judge: str
     max_calls: int
+    concurrency: int
     feedback: Literal["off", "student", "teacher"]
     feedback_every: Literal["conversation", "turn"]
     stream_seed: int | None
@@ -279,6 +287,14 @@ class Settings:
         bounded("--crm-max-regressions", self.max_regressions, 0, None)
         bounded("--crm-trials", self.trials, 1, 1000)
         bounded("--crm-max-calls", self.max_calls, 1, 1000)
+        bounded("--crm-concurrency", self.concurrency, 1, 1024)
+        if self.concurrency > 1 and self.ordered:
+            out.append(
+                f"--crm-concurrency {self.concurrency}: an ordered run (--crm-feedback, "
+                "--crm-stream-seed, --crm-window) runs its conversations one after another, "
+                "so one learning agent sees them in order; use --crm-concurrency 1 (with -n "
+                "for parallel streams)"
+            )
         bounded("--agent-temperature", self.agent_temperature, 0, 2)
         bounded("--agent-max-tokens", self.agent_max_tokens, 1, None)
         bounded("--agent-timeout", self.agent_timeout, 0.001, None)

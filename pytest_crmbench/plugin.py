@@ -26,6 +26,8 @@ from pytest_crmbench.dataset.defects import skip_reason
 from pytest_crmbench.dataset.loader import Dataset
 from pytest_crmbench.fixtures import (  # noqa: F401  (fixtures are registered by import)
     agent_settings,
+    build_agent,
+    build_runner,
     crm,
     crm_agent,
     crm_case,
@@ -35,6 +37,7 @@ from pytest_crmbench.fixtures import (  # noqa: F401  (fixtures are registered b
     crm_store,
     crm_world,
 )
+from pytest_crmbench.inflight import IN_FLIGHT, InFlight
 from pytest_crmbench.items import Case, conversation_cases, golden_cases, marker_lines
 from pytest_crmbench.options import Settings, add_options
 from pytest_crmbench.postgres.server import redact_url
@@ -119,7 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     workerinput = getattr(config, "workerinput", None)
     answer_key.protect_shipped()  # before any agent code is imported
-    mark = len(answer_key.violations())
+    mark = len(answer_key.thread_violations())  # pytest's thread: loading and building agents
     if workerinput is None:
         check_stream_order(config, settings.ordered)
         _check_agent(settings, ready=_is_benchmark_run(config) and not config.option.collectonly)
@@ -142,6 +145,20 @@ def pytest_configure(config: pytest.Config) -> None:
             _check_resumable(settings, part.header)
             state.stream_started = True  # this run continues the resumed run's part
             state.provider = state.provider or part.header.get("provider")
+    xdist_controller = (
+        not state.is_worker
+        and config.pluginmanager.hasplugin("xdist")
+        and bool(getattr(config.option, "numprocesses", None))
+    )
+    if settings.concurrency > 1 and not xdist_controller:  # where items run
+        in_flight = InFlight(
+            config,
+            settings.concurrency,
+            lambda store, world, suffix: build_runner(config, store, world, suffix),
+            lambda: build_agent(settings),
+        )
+        config.stash[IN_FLIGHT] = in_flight
+        config.pluginmanager.register(in_flight, "crmbench-in-flight")
     if state.is_worker:
         return
     # Controller (or plain run) only from here on.
@@ -167,7 +184,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.results:
         state.stream = ResultsStream(settings.results)
     config.pluginmanager.register(session, "crmbench-session")
-    if config.pluginmanager.hasplugin("xdist") and getattr(config.option, "numprocesses", None):
+    if xdist_controller:
         controller = XdistController(session, lambda m, p: _module_cases(m, p, settings)[0])
         config.pluginmanager.register(controller, "crmbench-xdist-controller")
     if benchmark and settings.backend == "postgres" and not config.option.collectonly:

@@ -469,6 +469,9 @@ class XdistController:
         ``loadgroup`` cannot do it under pytest 9: its workers write the group into
         ``item._nodeid``, which no longer changes the node id, so no group reaches the
         scheduler.)"""
+        concurrency = self.state.settings.concurrency
+        if concurrency > 1:
+            return in_flight_scheduling(config, log, concurrency)
         if not self.state.settings.ordered:
             return None
         from xdist.scheduler import LoadScopeScheduling  # lazy: only when xdist schedules
@@ -533,3 +536,27 @@ class XdistController:
         finally:
             sys.modules.pop(name, None)
         return {c.test_id: c for c in cases}
+
+
+def in_flight_scheduling(config: pytest.Config, log: Any, concurrency: int) -> Any:
+    """xdist's load scheduling, keeping at least ``AHEAD`` × ``concurrency`` items queued
+    on each worker: a worker runs the conversations of its queued items ahead, and
+    xdist's own heuristics (two pending items, none more for items slower than 0.1 s)
+    would leave its slots idle."""
+    from xdist.scheduler import LoadScheduling  # lazy: only when xdist schedules
+
+    low = 2 * concurrency + 1
+
+    class InFlightScheduling(LoadScheduling):  # type: ignore[misc]
+        def check_schedule(self, node: Any, duration: float = 0) -> None:
+            if node.shutting_down:
+                return
+            if not self.pending:
+                node.shutdown()
+                return
+            share = len(self.pending) // max(1, len(self.node2pending))
+            queued = len(self.node2pending[node])
+            if queued < max(low, share // 4):
+                self._send_tests(node, max(low, share // 2) - queued)
+
+    return InFlightScheduling(config, log)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ class CrmState:
     stores_db: list[str] = field(default_factory=list)
     sequence: dict[str, int] = field(default_factory=dict)  # stream -> items finished in it
     stream_position: dict[str, int] = field(default_factory=dict)  # test id -> stream order
+    # Conversation slots open stores from their own threads (--crm-concurrency).
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ensure_server(self) -> str:
         """Admin URL of the PostgreSQL server, starting one in this process if needed."""
@@ -75,11 +78,15 @@ class CrmState:
         else:
             from pytest_crmbench.postgres import create_database  # lazy: psycopg
 
+            with self.lock:  # one server start, even when slots ask at once
+                admin = self.ensure_server()
             name = f"crmbench_{self.run_id}_{self.worker_id}{suffix}".lower()
-            url = create_database(self.ensure_server(), name)
-            self.stores_db.append(name)
+            url = create_database(admin, name)
+            with self.lock:
+                self.stores_db.append(name)
             store = open_postgres_store(url, world)
-        self.stores.append(store)
+        with self.lock:
+            self.stores.append(store)
         return store
 
     def stop(self) -> None:

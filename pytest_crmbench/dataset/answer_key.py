@@ -10,6 +10,10 @@ passes no gate.
 
 Audit hooks cannot be removed, so the hook is installed once per process and costs one
 flag test per audited event while disarmed.
+
+The guard is per thread: with ``--crm-concurrency`` several conversations run at once,
+each in a thread of its own, and a read is charged to the thread (the conversation)
+whose agent code made it, never to a neighbour's.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from pytest_crmbench.locations import project_dir
 
 _protected: set[str] = set()
 _names: set[str] = set()  # file names of protected files (a cheap first filter)
-_armed = 0
-_violations: list[str] = []
+_armed = 0  # threads inside agent code (a cheap test before the per-thread one)
+_local = threading.local()  # .armed: this thread's depth in agent code
+_violations: list[tuple[int, str]] = []  # (thread ident, file) in order
 _installed = False
 _lock = threading.Lock()
 
@@ -60,7 +65,7 @@ def _install() -> None:
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    if not _armed or event != "open" or not args:
+    if not _armed or event != "open" or not args or not getattr(_local, "armed", 0):
         return
     target = args[0]
     if isinstance(target, bytes):
@@ -69,23 +74,33 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         return
     resolved = os.path.realpath(target)
     if resolved in _protected:
-        _violations.append(resolved)
+        _violations.append((threading.get_ident(), resolved))
 
 
 @contextlib.contextmanager
 def agent_code() -> Iterator[None]:
-    """Arm the guard while agent code runs."""
+    """Arm the guard in this thread while agent code runs."""
     global _armed
-    _armed += 1
+    with _lock:
+        _armed += 1
+    _local.armed = getattr(_local, "armed", 0) + 1
     try:
         yield
     finally:
-        _armed -= 1
+        _local.armed -= 1
+        with _lock:
+            _armed -= 1
 
 
-def violations() -> list[str]:
-    """The answer-key files agent code opened in this process (empty for honest agents)."""
-    return list(_violations)
+def violations(thread: int | None = None) -> list[str]:
+    """The answer-key files agent code opened in this process, or in one thread (by
+    ident; the current one with ``thread_violations``). Empty for honest agents."""
+    return [path for ident, path in list(_violations) if thread is None or ident == thread]
+
+
+def thread_violations() -> list[str]:
+    """The answer-key files agent code running in this thread opened."""
+    return violations(threading.get_ident())
 
 
 def protected() -> list[Path]:

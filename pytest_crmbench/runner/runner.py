@@ -269,7 +269,7 @@ class Runner:
             system_prompt=build_system_prompt(conv.reference_date),
             tools=agent_catalog(),
         )
-        read_before = len(answer_key.violations())
+        read_before = len(answer_key.thread_violations())
         oracle = isinstance(agent, ScriptedOracle)
         reports_usage = isinstance(agent, ReportsUsage)  # once: protocol checks are slow
         if isinstance(agent, ScriptedOracle):  # the built-in oracle: an internal channel
@@ -336,7 +336,7 @@ class Runner:
                     **result["usage"],
                     **{f"learning_{k}": v for k, v in spent.items()},
                 }
-        read = answer_key.violations()[read_before:]
+        read = answer_key.thread_violations()[read_before:]
         return read_answer_key(result, read) if read else result
 
     @staticmethod

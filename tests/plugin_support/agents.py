@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +202,40 @@ def _turns_of(obj: dict[str, Any]) -> list[dict[str, Any]]:
         for c in obj.get("cases", [])
         if c.get("user")
     ]
+
+
+class DropsSomeCalls(KnowsTheAnswers):
+    """An honest agent that gets about a third of the turns wrong, the same ones every
+    run (no calls when the message's CRC is divisible by 3): mixed verdicts to compare."""
+
+    name = "drops-some-calls"
+
+    def step_for(self, message: str) -> ScriptTurn:
+        step = super().step_for(message)
+        if zlib.crc32(message.encode()) % 3 == 0:
+            return ScriptTurn([], step.facts, step.expect_failure)
+        return step
+
+
+class CountsInFlight(KnowsTheAnswers):
+    """An honest agent that records in ``in_flight.txt`` the most conversations it saw
+    answering at once (each waits ``CRM_SLOW_S`` seconds, 0.1 by default, in turn 1)."""
+
+    name = "counts-in-flight"
+    _lock = threading.Lock()
+    _now = 0
+    _most = 0
+
+    def respond(self, message: str, tools: Any) -> str:
+        cls = CountsInFlight
+        with cls._lock:
+            cls._now += 1
+            cls._most = max(cls._most, cls._now)
+            Path("in_flight.txt").write_text(str(cls._most), encoding="utf-8")
+        try:
+            if self._turn == 0:
+                time.sleep(float(os.environ.get("CRM_SLOW_S", "0.1")))
+            return super().respond(message, tools)
+        finally:
+            with cls._lock:
+                cls._now -= 1

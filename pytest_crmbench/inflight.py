@@ -1,0 +1,139 @@
+"""``--crm-concurrency N``: the next items' conversations run ahead, N at a time.
+
+Items stay pytest items, run and reported one by one in pytest's order: when an item
+starts, this plugin hands the conversations of the items about to run (in a plain run
+the following items; in an xdist worker, the items the scheduler queued for it) to a
+:class:`~pytest_crmbench.runner.pool.ConversationPool`, and the item's ``crm_result``
+fixture takes its conversation's future instead of running it. Verdicts, reports, the
+results stream and resume are those of a serial run; only the waiting overlaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from pytest_crmbench.agents.base import Agent
+from pytest_crmbench.crm.seed import SeedWorld, load_seed_world
+from pytest_crmbench.crm.store import Store
+from pytest_crmbench.runner.pool import ConversationPool, RunsConversations
+from pytest_crmbench.runner.records import ItemResult
+from pytest_crmbench.session import item_case
+from pytest_crmbench.state import STATE
+
+#: How many conversations are queued ahead per slot (one running, one waiting), so a
+#: slot never idles while the item at the head of pytest's order is still running.
+AHEAD_PER_SLOT = 2
+
+
+class InFlight:
+    """Registered in every process that runs items (a plain run, or each xdist worker)."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        size: int,
+        make_runner: Callable[[Store, SeedWorld, str], RunsConversations],
+        make_agent: Callable[[], Agent],
+    ) -> None:
+        self.config = config
+        self.size = size
+        self._make_runner = make_runner  # (store, world, store-name suffix) -> runner
+        self._make_agent = make_agent
+        self.session: pytest.Session | None = None
+        self._pool: ConversationPool | None = None
+        self._futures: dict[str, Future[ItemResult]] = {}
+        self._positions: dict[str, int] | None = None
+        self._worker: Any = None  # xdist's WorkerInteractor, in a worker
+
+    # -- hooks ------------------------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+        self._worker = next(
+            (
+                p
+                for p in self.config.pluginmanager.get_plugins()
+                if type(p).__name__ == "WorkerInteractor" and hasattr(p, "torun")
+            ),
+            None,
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        self.fill(item)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        """Drop what was queued but not started (a stopped run), finish what runs."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel=True)
+        self._futures.clear()
+
+    # -- the queue ahead ---------------------------------------------------------------
+    def take(self, item: pytest.Item) -> Future[ItemResult] | None:
+        """The future of ``item``'s conversation, if it was sent ahead."""
+        return self._futures.pop(item.nodeid, None)
+
+    def fill(self, item: pytest.Item) -> None:
+        """Send the conversations of the items about to run, from ``item`` on, until
+        ``AHEAD_PER_SLOT`` per slot are queued or running."""
+        session = self.session
+        if session is None or session.shouldstop or session.shouldfail:
+            return
+        room = self.size * AHEAD_PER_SLOT - len(self._futures)
+        for upcoming in self._upcoming(item):
+            if room <= 0:
+                break
+            if upcoming.nodeid in self._futures or not _runs_a_conversation(upcoming):
+                continue
+            case = item_case(upcoming)
+            assert case is not None and case.conversation is not None
+            self._futures[upcoming.nodeid] = self.pool.submit(case.conversation, case.trial)
+            room -= 1
+
+    def _upcoming(self, item: pytest.Item) -> list[pytest.Item]:
+        """``item`` and the items this process runs after it, in order (as far as known:
+        an xdist worker knows the items queued for it so far)."""
+        assert self.session is not None
+        items = self.session.items
+        reach = self.size * AHEAD_PER_SLOT * 2
+        if self._worker is not None:
+            worker = self._worker
+            with worker.torun.lock() as queued:
+                indices = [worker.nextitem_index, *list(queued)[:reach]]
+            return [item] + [items[i] for i in indices if isinstance(i, int)]
+        if self._positions is None:
+            self._positions = {it.nodeid: n for n, it in enumerate(items)}
+        start = self._positions.get(item.nodeid)
+        return [item] if start is None else items[start : start + reach]
+
+    # -- the pool ----------------------------------------------------------------------
+    @property
+    def pool(self) -> ConversationPool:
+        if self._pool is None:
+            state = self.config.stash[STATE]
+            world = load_seed_world()
+
+            def make_runner(slot: int) -> RunsConversations:
+                store = state.open_store(world, f"_s{slot}")
+                return self._make_runner(store, world, f"_s{slot}")
+
+            self._pool = ConversationPool(self.size, make_runner, self._make_agent)
+        return self._pool
+
+
+def _runs_a_conversation(item: pytest.Item) -> bool:
+    """An agent item that will run (not skipped by a mark: e.g. an Arc dataset defect)."""
+    case = item_case(item)
+    if case is None or case.kind == "golden_sandbox" or case.conversation is None:
+        return False
+    if item.get_closest_marker("skip") is not None:
+        return False
+    xfail = item.get_closest_marker("xfail")
+    return not (xfail is not None and xfail.kwargs.get("run", True) is False)
+
+
+IN_FLIGHT = pytest.StashKey[InFlight]()

@@ -1,0 +1,246 @@
+"""``--crm-concurrency``: conversations in flight give the serial run's verdicts, and
+conversations in flight never block on, or see, each other's writes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plugin_support.project import BASE, MEMORY, SNAPSHOT_DATASET, make_project, stream_rows
+
+from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent
+from pytest_crmbench.backends import open_memory_store, open_postgres_store
+from pytest_crmbench.crm.seed import SeedWorld
+from pytest_crmbench.crm.store import Store
+from pytest_crmbench.dataset.loader import load_dataset
+from pytest_crmbench.dataset.model import Conversation
+from pytest_crmbench.runner import Runner
+from pytest_crmbench.runner.pool import ConversationPool
+
+SLOTS = 4
+
+
+def _conversation(conv_id: str) -> Conversation:
+    return next(c for c in load_dataset([SNAPSHOT_DATASET]).conversations if c.id == conv_id)
+
+
+class WaitsWithTheWrite(ReplayAgent):
+    """The oracle, holding each turn's reply until every conversation in flight has made
+    its calls: they all hold their uncommitted writes at the same moment. A store shared
+    between them would block one insert behind another's unique key (and the barrier
+    would break) or refuse the second email as taken."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        super().__init__()
+        self.barrier = barrier
+
+    def respond(self, message: str, tools: Any) -> str:
+        reply = super().respond(message, tools)
+        self.barrier.wait()
+        return reply
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def slot_stores(
+    request: pytest.FixtureRequest, pg_servers: Any, world: SeedWorld
+) -> Iterator[Callable[[int], Store]]:
+    """A factory of slot stores (memory, or a PostgreSQL database per slot)."""
+    opened: list[Store] = []
+
+    def open_slot(slot: int) -> Store:
+        if request.param == "memory":
+            store: Store = open_memory_store(world)
+        else:
+            url = pg_servers.url("postgres", f"crmbench_test_slot_{slot}")
+            store = open_postgres_store(url, world)
+        opened.append(store)
+        return store
+
+    yield open_slot
+    for store in opened:
+        store.close()
+
+
+def test_conversations_in_flight_write_the_same_unique_email_without_waiting(
+    slot_stores: Callable[[int], Store], world: SeedWorld
+) -> None:
+    # CONV-0005 creates a client (a unique email) in turn 1: four copies at once, each
+    # holding its row uncommitted while the others insert the same email.
+    conv = _conversation("CONV-0005")
+    barrier = threading.Barrier(SLOTS, timeout=30)
+    pool = ConversationPool(
+        SLOTS, lambda slot: Runner(slot_stores(slot), world), lambda: WaitsWithTheWrite(barrier)
+    )
+    try:
+        futures = [pool.submit(conv, trial) for trial in range(1, SLOTS + 1)]
+        results = [f.result(timeout=120) for f in futures]
+    finally:
+        pool.shutdown()
+    assert pool.slots == SLOTS
+    assert not barrier.broken  # nobody waited on another's row
+    for result in results:
+        assert result["passed"], result["first_failure"]
+        created = result["turns"][0]["calls"][0]
+        assert created["tool"] == "create_new_client" and created["ok"]
+    # Same deterministic ids in every slot: each saw only its own world.
+    ids = {json.dumps(r["turns"][0]["calls"][0]["result"], sort_keys=True) for r in results}
+    assert len(ids) == 1
+
+
+def test_a_shared_store_is_caught_by_the_same_check(world: SeedWorld) -> None:
+    """The control: the same four conversations on ONE store cross-talk (the email is
+    taken by a neighbour), so the test above would fail for a shared-store design."""
+    conv = _conversation("CONV-0005")
+    shared = open_memory_store(world)
+    barrier = threading.Barrier(SLOTS, timeout=30)
+    pool = ConversationPool(
+        SLOTS, lambda slot: Runner(shared, world), lambda: WaitsWithTheWrite(barrier)
+    )
+    try:
+        outcomes = []
+        for future in [pool.submit(conv, t) for t in range(1, SLOTS + 1)]:
+            try:
+                outcomes.append(future.result(timeout=120)["passed"])
+            except Exception:  # the neighbour's reset pulled the seed from under it
+                outcomes.append(False)
+    finally:
+        pool.shutdown()
+    assert not all(outcomes)
+
+
+def test_the_pool_gives_the_serial_verdicts(world: SeedWorld) -> None:
+    convs = load_dataset([SNAPSHOT_DATASET]).conversations
+    serial = Runner(open_memory_store(world), world)
+    for make in (ReplayAgent, NoopAgent):
+        expected = [serial.run(c, make()) for c in convs]
+        pool = ConversationPool(SLOTS, lambda slot: Runner(open_memory_store(world), world), make)
+        try:
+            got = [f.result() for f in [pool.submit(c) for c in convs]]
+        finally:
+            pool.shutdown()
+        assert [_verdict(r) for r in got] == [_verdict(r) for r in expected]
+
+
+def test_an_agent_reading_the_answer_key_is_charged_alone(world: SeedWorld) -> None:
+    """The answer-key guard is per thread: the cheating conversation is flagged, the
+    honest ones running beside it are not."""
+    convs = load_dataset([SNAPSHOT_DATASET]).conversations[:6]
+    cheat_on = convs[2].turns[0].user
+
+    class PeeksOnce(ReplayAgent):
+        def respond(self, message: str, tools: Any) -> str:
+            if message == cheat_on:
+                SNAPSHOT_DATASET.read_text(encoding="utf-8")
+            return super().respond(message, tools)
+
+    from pytest_crmbench.dataset import answer_key
+
+    answer_key.protect(SNAPSHOT_DATASET)
+    pool = ConversationPool(3, lambda slot: Runner(open_memory_store(world), world), PeeksOnce)
+    try:
+        results = [f.result() for f in [pool.submit(c) for c in convs]]
+    finally:
+        pool.shutdown()
+    flagged = [r["case_id"] for r in results if "answer key" in str(r.get("error") or "")]
+    assert flagged == [convs[2].id]
+
+
+def _verdict(result: dict[str, Any]) -> Any:
+    """What must not depend on concurrency: the verdicts and what the agent did."""
+    return (
+        result["case_id"],
+        result.get("trial"),
+        result["passed"],
+        result["outcome"],
+        [
+            (t["passed"], t["reasons"], [(c["tool"], c["args"], c["ok"]) for c in t["calls"]])
+            for t in result.get("turns", [])
+        ],
+    )
+
+
+# == through pytest ==================================================================
+def _run(
+    pytester: pytest.Pytester, *args: str, results: str, subprocess: bool = False
+) -> list[dict[str, Any]]:
+    argv = (*args, "-p", "no:randomly", f"--crm-results={results}", "--crm-report=none")
+    run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    outcome = run(*argv)
+    assert outcome.ret in (0, 1), outcome.stdout.str()[-3000:]
+    return sorted(stream_rows(pytester.path / results), key=lambda r: r["test_id"])
+
+
+STORES = [
+    pytest.param(MEMORY, False, id="memory"),
+    pytest.param(
+        ("--crm-backend", "postgres", *BASE), True, id="postgres", marks=pytest.mark.postgres
+    ),
+]
+
+
+@pytest.mark.parametrize(("store", "subprocess"), STORES)
+def test_concurrency_gives_the_serial_run_item_for_item(
+    pytester: pytest.Pytester, store: tuple[str, ...], subprocess: bool
+) -> None:
+    make_project(pytester)
+    agent = ("--agent", "crm_agents:DropsSomeCalls")
+    serial = _run(pytester, *store, *agent, results="serial.jsonl", subprocess=subprocess)
+    inflight = _run(
+        pytester,
+        *store,
+        *agent,
+        "--crm-concurrency=4",
+        results="inflight.jsonl",
+        subprocess=subprocess,
+    )
+    assert len(serial) == len(inflight) == 20
+    assert {r["passed"] for r in serial} == {True, False}  # mixed verdicts to compare
+    assert [_verdict(r) for r in inflight] == [_verdict(r) for r in serial]
+
+
+def test_conversations_overlap_with_and_without_xdist(pytester: pytest.Pytester) -> None:
+    make_project(pytester, golden=False)
+    agent = ("--agent", "crm_agents:CountsInFlight")
+    serial = _run(pytester, *MEMORY, *agent, results="serial.jsonl", subprocess=True)
+    assert Path(pytester.path / "in_flight.txt").read_text() == "1"
+    inflight = _run(
+        pytester, *MEMORY, *agent, "--crm-concurrency=4", results="c4.jsonl", subprocess=True
+    )
+    assert 2 <= int(Path(pytester.path / "in_flight.txt").read_text()) <= 4
+    both = _run(
+        pytester,
+        *MEMORY,
+        *agent,
+        "-n",
+        "2",
+        "--crm-concurrency=3",
+        results="n2c3.jsonl",
+        subprocess=True,
+    )
+    assert 2 <= int(Path(pytester.path / "in_flight.txt").read_text()) <= 3  # per worker
+    assert [_verdict(r) for r in inflight] == [_verdict(r) for r in serial]
+    assert [_verdict(r) for r in both] == [_verdict(r) for r in serial]
+    assert {r["passed"] for r in serial} == {True}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--crm-concurrency=0",), "--crm-concurrency: 0 is out of range"),
+        (
+            ("--crm-concurrency=4", "--crm-feedback=student"),
+            "--crm-concurrency 4: an ordered run",
+        ),
+    ],
+)
+def test_concurrency_usage_errors(
+    pytester: pytest.Pytester, args: tuple[str, ...], message: str
+) -> None:
+    make_project(pytester)
+    result = pytester.runpytest(*MEMORY, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
