@@ -548,6 +548,11 @@ def in_flight_scheduling(config: pytest.Config, log: Any, concurrency: int) -> A
     low = 2 * concurrency + 1
 
     class InFlightScheduling(LoadScheduling):  # type: ignore[misc]
+        def schedule(self) -> None:
+            super().schedule()
+            for node in list(self.node2pending):  # the first chunks too: fill every queue
+                self.check_schedule(node)
+
         def check_schedule(self, node: Any, duration: float = 0) -> None:
             if node.shutting_down:
                 return

@@ -1,0 +1,368 @@
+"""Conversations in flight (``--crm-concurrency``) against a model of 250 ms per call.
+
+Run from the project checkout::
+
+    python benchmarks/bench_concurrency.py [--count 400] [--repeat 1] [--backend memory]
+
+The stratified 400-conversation subset (``cases/conversations_400.jsonl``, or its first
+``--count``) is run with ``pytest --agent claude`` against the local fake model server
+(oracle policy: each turn's reference calls one per model call, then the reply; every
+call takes ``--latency`` seconds) in three settings, per store:
+
+* ``--crm-concurrency 1`` in one process (the serial baseline),
+* ``--crm-concurrency 32`` in one process,
+* ``-n 2 --crm-concurrency 16`` (two xdist workers).
+
+For each run: throughput (items per second of the whole ``pytest`` process, start-up
+included, and of the model phase on the fake server's clock), model calls, and the
+peak memory of the whole run — the sum of the resident sizes of ``pytest`` and every
+process under it (xdist workers, an embedded PostgreSQL server it started), sampled
+every 50 ms. Targets (issue 12): ≥ 20× the serial throughput in one process, ≥ 30×
+with ``-n 2``, whole-run peak ≤ 600 MB, and the verdicts of every run identical to the
+serial run's (checked item by item; the script fails otherwise, so broken numbers are
+never written).
+
+The serial run is the long one (~12 model calls per conversation: ~20 minutes for
+400 conversations); the settings run in rotated order between repeats. Exit status 0
+after a run (whatever the verdict), 2 when it cannot run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS: tuple[tuple[str, int, int], ...] = (
+    ("serial", 0, 1),
+    ("c32", 0, 32),
+    ("n2c16", 2, 16),
+)
+TARGETS = {"c32": 20.0, "n2c16": 30.0}
+MEMORY_TARGET_MB = 600.0
+
+
+def make_project(root: Path, dataset: Path, count: int) -> list[Any]:
+    from pytest_crmbench.dataset.loader import load_dataset
+
+    lines = [ln for ln in dataset.read_text(encoding="utf-8").splitlines() if ln.strip()][:count]
+    cases = root / "cases"
+    cases.mkdir(parents=True)
+    shutil.copy(REPO / "cases" / "test_conversations.py", cases / "test_conversations.py")
+    (cases / "conversations.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "conftest.py").write_text('"""bench project"""\n', encoding="utf-8")
+    return list(load_dataset([cases / "conversations.jsonl"]).conversations)
+
+
+# == peak memory of a process tree ===================================================
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and all its descendants, in MB."""
+    tree = _children()
+    todo, total = [root], 0
+    while todo:
+        pid = todo.pop()
+        total += _rss_kb(pid)
+        todo += tree.get(pid, [])
+    return total / 1024
+
+
+class PeakSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, tree_rss_mb(self.pid))
+
+
+# == one run ==========================================================================
+def run_once(
+    root: Path,
+    server: Any,
+    setting: tuple[str, int, int],
+    backend: str,
+    env: dict[str, str],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    name, workers, concurrency = setting
+    results = root / f"results-{name}-{backend}-{time.monotonic_ns()}.jsonl"
+    server.reset_stats()
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "cases",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        "-p",
+        "no:randomly",
+        "--agent",
+        "claude",
+        f"--crm-backend={backend}",
+        "--crm-report=none",
+        f"--crm-results={results}",
+        f"--crm-concurrency={concurrency}",
+    ]
+    if backend == "postgres":
+        cmd.append("--crm-postgres=embedded")
+    if workers:
+        cmd += ["-n", str(workers)]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    sampler = PeakSampler(proc.pid)
+    sampler.start()
+    output, _ = proc.communicate()
+    wall = time.monotonic() - started
+    sampler.done.set()
+    sampler.join()
+    stats = server.stats_dict()
+    rows = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines() if x]
+    rows = [r for r in rows if "case_id" in r]
+    passed = sum(r["outcome"] == "passed" for r in rows)
+    if proc.returncode != 0 or passed != len(rows) or not rows:
+        raise RuntimeError(
+            f"{name} on {backend}: {passed}/{len(rows)} passed, exit {proc.returncode}\n"
+            f"{output[-3000:]}"
+        )
+    phase = stats["last_answer_at"] - stats["first_request_at"]
+    run = {
+        "setting": name,
+        "workers": workers,
+        "concurrency": concurrency,
+        "backend": backend,
+        "items": len(rows),
+        "passed": passed,
+        "model_calls": stats["usage"]["agent"]["calls"],
+        "wall_s": round(wall, 3),
+        "model_phase_s": round(phase, 3),
+        "items_per_s_wall": round(len(rows) / wall, 4),
+        "items_per_s_model_phase": round(len(rows) / phase, 4),
+        "peak_mb": round(sampler.peak, 1),
+    }
+    return run, rows
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[Any]:
+    """What must not depend on concurrency, item by item."""
+    return sorted(
+        (
+            r["test_id"],
+            r["passed"],
+            [
+                (t["passed"], t["reasons"], [(c["tool"], c["args"], c["ok"]) for c in t["calls"]])
+                for t in r.get("turns", [])
+            ],
+        )
+        for r in rows
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each setting (1)")
+    parser.add_argument("--count", type=int, default=400, help="conversations (400)")
+    parser.add_argument("--latency", type=float, default=0.25, help="seconds per model call")
+    parser.add_argument(
+        "--backend",
+        choices=("memory", "postgres", "both"),
+        default="both",
+        help="store(s) to run on (both)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=str(REPO / "cases" / "conversations_400.jsonl"),
+        help="conversations file; the first --count are used",
+    )
+    parser.add_argument(
+        "--output",
+        default=str(REPO / "benchmarks" / "results" / "bench_concurrency.json"),
+        help="JSON results file",
+    )
+    args = parser.parse_args(argv)
+    try:
+        from pytest_crmbench.fakemodel import FakeModelServer, OraclePolicy, RouterPolicy
+    except ImportError as exc:
+        print(f"bench_concurrency: cannot import pytest_crmbench ({exc})", file=sys.stderr)
+        return 2
+    backends = ("memory", "postgres") if args.backend == "both" else (args.backend,)
+    began = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="crmbench-concurrency-"))
+    runs: list[dict[str, Any]] = []
+    mismatches: list[str] = []
+    try:
+        conversations = make_project(tmp, Path(args.dataset), args.count)
+        oracle = OraclePolicy(conversations)
+        with FakeModelServer(RouterPolicy(oracle), latency=args.latency) as server:
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_BASE_URL"))
+            }
+            env["ANTHROPIC_API_KEY"] = "bench-fake-key"
+            env["ANTHROPIC_BASE_URL"] = server.anthropic_base_url
+            for repeat in range(args.repeat):
+                for backend in backends:
+                    shift = repeat % len(SETTINGS)
+                    order = SETTINGS[shift:] + SETTINGS[:shift]
+                    reference: list[Any] | None = None
+                    done: dict[str, list[Any]] = {}
+                    for setting in order:
+                        run, rows = run_once(tmp, server, setting, backend, env)
+                        run["repeat"] = repeat
+                        runs.append(run)
+                        done[setting[0]] = verdicts(rows)
+                        print(
+                            f"  repeat {repeat + 1}/{args.repeat} {backend:<8} {setting[0]:<6}: "
+                            f"wall {run['wall_s']:.1f} s, {run['items_per_s_wall']:.2f} items/s, "
+                            f"peak {run['peak_mb']:.0f} MB",
+                            flush=True,
+                        )
+                    reference = done["serial"]
+                    for name, got in done.items():
+                        if got != reference:
+                            mismatches.append(f"{backend} {name} (repeat {repeat + 1})")
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"bench_concurrency: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if mismatches:
+        print(f"bench_concurrency: verdicts differ from the serial run: {mismatches}")
+        return 2
+
+    def med(backend: str, name: str, key: str) -> float:
+        return statistics.median(
+            r[key] for r in runs if r["backend"] == backend and r["setting"] == name
+        )
+
+    def ratio(backend: str, name: str, key: str) -> float:
+        per_repeat = []
+        for repeat in range(args.repeat):
+            pick = {
+                r["setting"]: r[key]
+                for r in runs
+                if r["backend"] == backend and r["repeat"] == repeat
+            }
+            per_repeat.append(pick[name] / pick["serial"])
+        return statistics.median(per_repeat)
+
+    header = (
+        f"{'store':<8}  {'setting':<24}  {'items':>5}  {'calls':>5}  {'wall s':>7}  "
+        f"{'items/s':>7}  {'x serial':>8}  {'phase x':>7}  {'peak MB':>7}"
+    )
+    print()
+    print(
+        f"conversations in flight, --agent claude, fake model {args.latency * 1000:.0f} ms/call,"
+        f" {args.count} conversations, medians of {args.repeat}, {os.cpu_count()} CPUs"
+    )
+    print(header)
+    print("-" * len(header))
+    labels = {
+        "serial": "--crm-concurrency 1",
+        "c32": "--crm-concurrency 32",
+        "n2c16": "-n 2 --crm-concurrency 16",
+    }
+    summary: dict[str, Any] = {}
+    verdict = "PASS"
+    for backend in backends:
+        for name, _, _ in SETTINGS:
+            x_wall = ratio(backend, name, "items_per_s_wall")
+            x_phase = ratio(backend, name, "items_per_s_model_phase")
+            peak = med(backend, name, "peak_mb")
+            ok = x_wall >= TARGETS.get(name, 0) and peak <= MEMORY_TARGET_MB
+            verdict = verdict if ok else "FAIL"
+            summary[f"{backend}/{name}"] = {
+                "items_per_s_wall": med(backend, name, "items_per_s_wall"),
+                "ratio_wall": round(x_wall, 2),
+                "ratio_model_phase": round(x_phase, 2),
+                "peak_mb": peak,
+                "target_ratio": TARGETS.get(name),
+                "passed": ok,
+            }
+            print(
+                f"{backend:<8}  {labels[name]:<24}  {args.count:>5}  "
+                f"{int(med(backend, name, 'model_calls')):>5}  {med(backend, name, 'wall_s'):>7.1f}  "
+                f"{med(backend, name, 'items_per_s_wall'):>7.2f}  {x_wall:>7.1f}x  "
+                f"{x_phase:>6.1f}x  {peak:>7.0f}"
+            )
+    print("-" * len(header))
+    print(
+        f"targets: --crm-concurrency 32 ≥ {TARGETS['c32']:g}x, -n 2 --crm-concurrency 16 ≥ "
+        f"{TARGETS['n2c16']:g}x (wall, start-up included), peak ≤ {MEMORY_TARGET_MB:g} MB, "
+        f"verdicts identical to serial: {verdict}"
+    )
+    out = {
+        "machine": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "config": {
+            "count": args.count,
+            "latency_s": args.latency,
+            "repeat": args.repeat,
+            "dataset": args.dataset,
+            "agent": "claude (fake model server, oracle policy)",
+            "backends": list(backends),
+        },
+        "runs": runs,
+        "summary": summary,
+        "verdicts_identical": True,
+        "verdict": verdict,
+        "wall_seconds": round(time.monotonic() - began, 1),
+    }
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
