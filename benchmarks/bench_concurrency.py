@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                 k: v
                 for k, v in os.environ.items()
                 if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_BASE_URL"))
+                # As on a user's machine: compiled modules (and pytest's rewritten ones)
+                # are cached, not recompiled by every process of every run.
+                and k != "PYTHONDONTWRITEBYTECODE"
             }
             env["ANTHROPIC_API_KEY"] = "bench-fake-key"
             env["ANTHROPIC_BASE_URL"] = server.anthropic_base_url
