@@ -244,3 +244,33 @@ def test_concurrency_usage_errors(
     result = pytester.runpytest(*MEMORY, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
+
+
+def test_an_unreachable_agent_stops_a_concurrent_run_as_a_serial_one(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, golden=False)  # 12 conversations
+    stopped = pytester.runpytest_subprocess(
+        *MEMORY,
+        "-p",
+        "no:randomly",
+        "--crm-report=r.json",
+        "--agent",
+        "crm_agents:Unreachable",
+        "--crm-concurrency=4",
+        "--crm-results=r.jsonl",
+    )
+    assert stopped.ret == pytest.ExitCode.INTERRUPTED
+    assert "crmbench stopped the run: 3 items in a row could not be judged" in stopped.stdout.str()
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["crmbench"]["summary"]["errors"] == 3 and report["crmbench"]["stopped"]
+    resumed = pytester.runpytest_subprocess(
+        *MEMORY,
+        "--agent",
+        "crm_agents:Unreachable",
+        "--crm-concurrency=4",
+        "--crm-results=r.jsonl",
+        "--crm-resume",
+        "--crm-stop-after-errors=0",
+    )
+    resumed.assert_outcomes(errors=12)
