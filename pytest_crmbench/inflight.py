@@ -19,14 +19,14 @@ import pytest
 from pytest_crmbench.agents.base import Agent
 from pytest_crmbench.crm.seed import SeedWorld, load_seed_world
 from pytest_crmbench.crm.store import Store
+from pytest_crmbench.items import item_case
 from pytest_crmbench.runner.pool import ConversationPool, RunsConversations
 from pytest_crmbench.runner.records import ItemResult
-from pytest_crmbench.session import item_case
 from pytest_crmbench.state import STATE
 
-#: How many conversations are queued ahead per slot (one running, one waiting), so a
-#: slot never idles while the item at the head of pytest's order is still running.
-AHEAD_PER_SLOT = 2
+#: Conversations queued or running per slot: results are taken in pytest's order, so a
+#: long conversation at the head must not leave the other slots without work.
+AHEAD_PER_SLOT = 4
 
 
 class InFlight:
@@ -134,6 +134,40 @@ def _runs_a_conversation(item: pytest.Item) -> bool:
         return False
     xfail = item.get_closest_marker("xfail")
     return not (xfail is not None and xfail.kwargs.get("run", True) is False)
+
+
+def in_flight_scheduling(config: pytest.Config, log: Any, concurrency: int) -> Any:
+    """xdist's load scheduling, keeping ``AHEAD_PER_SLOT`` × ``concurrency`` items queued
+    on each worker: a worker runs the conversations of its queued items ahead, and
+    xdist's own heuristics (two pending items, none more for items slower than 0.1 s)
+    would leave its slots idle."""
+    from xdist.scheduler import LoadScheduling  # lazy: only when xdist schedules
+
+    low = AHEAD_PER_SLOT * concurrency + 1
+
+    class InFlightScheduling(LoadScheduling):  # type: ignore[misc]
+        def schedule(self) -> None:
+            super().schedule()
+            for node in list(self.node2pending):  # the first chunks too: fill every queue
+                self.check_schedule(node)
+
+        def check_schedule(self, node: Any, duration: float = 0) -> None:
+            if node.shutting_down:
+                return
+            if not self.pending:
+                node.shutdown()
+                return
+            nodes = max(1, len(self.node2pending))
+            share = len(self.pending) // nodes
+            queued = len(self.node2pending[node])
+            if queued >= max(low, share // 4):
+                return
+            send = max(low, share // 2) - queued
+            if len(self.pending) < nodes * low:  # the tail: what is left, split fairly
+                send = min(send, -(-len(self.pending) // nodes))
+            self._send_tests(node, send)
+
+    return InFlightScheduling(config, log)
 
 
 IN_FLIGHT = pytest.StashKey[InFlight]()

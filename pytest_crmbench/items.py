@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
+import pytest
+
 from pytest_crmbench.crm.catalog import AGENT_TOOLS, BY_TOOL
 from pytest_crmbench.dataset import workflows
 from pytest_crmbench.dataset.arc import is_arc
@@ -155,3 +157,10 @@ def golden_cases(paths: tuple[str, ...], trials: int) -> list[Case]:
             tid = gc.test_id if n == 1 else f"{gc.test_id}-t{trial}"
             cases.append(Case(kind, gc.id, tid, trial, golden=(gf, gc)))
     return cases
+
+
+def item_case(item: pytest.Item) -> Case | None:
+    """The benchmark case a collected item runs, if it is one."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("crm_case") if callspec is not None else None
+    return case if isinstance(case, Case) else None

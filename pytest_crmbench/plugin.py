@@ -38,7 +38,13 @@ from pytest_crmbench.fixtures import (  # noqa: F401  (fixtures are registered b
     crm_world,
 )
 from pytest_crmbench.inflight import IN_FLIGHT, InFlight
-from pytest_crmbench.items import Case, conversation_cases, golden_cases, marker_lines
+from pytest_crmbench.items import (
+    Case,
+    conversation_cases,
+    golden_cases,
+    item_case,
+    marker_lines,
+)
 from pytest_crmbench.options import Settings, add_options
 from pytest_crmbench.postgres.server import redact_url
 from pytest_crmbench.results import ResultsStream
@@ -51,7 +57,6 @@ from pytest_crmbench.session import (
     check_stream_order,
     deselect_resumed,
     deselect_shard,
-    item_case,
     order_stream,
     stream_marks,
 )

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pytest_crmbench.items import Case
+from pytest_crmbench.inflight import in_flight_scheduling
+from pytest_crmbench.items import Case, item_case
 from pytest_crmbench.options import parse_shard
 from pytest_crmbench.results import (
     Gate,
@@ -447,13 +448,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def item_case(item: pytest.Item) -> Case | None:
-    """The benchmark case a collected item runs, if it is one."""
-    callspec = getattr(item, "callspec", None)
-    case = callspec.params.get("crm_case") if callspec is not None else None
-    return case if isinstance(case, Case) else None
-
-
 class XdistController:
     """xdist-only hooks, registered only when xdist runs (as pytest-randomly does)."""
 
@@ -536,32 +530,3 @@ class XdistController:
         finally:
             sys.modules.pop(name, None)
         return {c.test_id: c for c in cases}
-
-
-def in_flight_scheduling(config: pytest.Config, log: Any, concurrency: int) -> Any:
-    """xdist's load scheduling, keeping at least ``AHEAD`` × ``concurrency`` items queued
-    on each worker: a worker runs the conversations of its queued items ahead, and
-    xdist's own heuristics (two pending items, none more for items slower than 0.1 s)
-    would leave its slots idle."""
-    from xdist.scheduler import LoadScheduling  # lazy: only when xdist schedules
-
-    low = 2 * concurrency + 1
-
-    class InFlightScheduling(LoadScheduling):  # type: ignore[misc]
-        def schedule(self) -> None:
-            super().schedule()
-            for node in list(self.node2pending):  # the first chunks too: fill every queue
-                self.check_schedule(node)
-
-        def check_schedule(self, node: Any, duration: float = 0) -> None:
-            if node.shutting_down:
-                return
-            if not self.pending:
-                node.shutdown()
-                return
-            share = len(self.pending) // max(1, len(self.node2pending))
-            queued = len(self.node2pending[node])
-            if queued < max(low, share // 4):
-                self._send_tests(node, max(low, share // 2) - queued)
-
-    return InFlightScheduling(config, log)
