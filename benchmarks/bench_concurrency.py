@@ -15,12 +15,12 @@ call takes ``--latency`` seconds) in three settings, per store:
 
 For each run: throughput (items per second of the whole ``pytest`` process, start-up
 included, and of the model phase on the fake server's clock), model calls, and the
-peak memory of the whole run — the sum of the resident sizes of ``pytest`` and every
-process under it (xdist workers, an embedded PostgreSQL server it started), sampled
-every 50 ms. Targets (issue 12): ≥ 20× the serial throughput in one process, ≥ 30×
-with ``-n 2``, whole-run peak ≤ 600 MB, and the verdicts of every run identical to the
-serial run's (checked item by item; the script fails otherwise, so broken numbers are
-never written).
+peak memory of the whole run — the sum of the proportional set sizes (PSS: shared pages
+divided among their sharers) of ``pytest`` and every process under it (xdist workers,
+an embedded PostgreSQL server and its backends), sampled every 50 ms. Targets (issue
+12): ≥ 20× the serial throughput in one process, ≥ 30× with ``-n 2``, whole-run peak
+≤ 600 MB, and the verdicts of every run identical to the serial run's (checked item by
+item; the script fails otherwise, so broken numbers are never written).
 
 The serial run is the long one (~12 model calls per conversation: ~20 minutes for
 400 conversations), so the serial runs of the two stores run side by side (they are
@@ -87,24 +87,28 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (PostgreSQL's shared buffers, the libraries
+    every worker maps) split among the processes sharing them, so the sum over a tree
+    is the memory it really uses; resident size where the kernel gives no PSS."""
+    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith(key):
+                        return int(line.split()[1])
+        except OSError:
+            continue
     return 0
 
 
-def tree_rss_mb(root: int) -> float:
-    """Resident memory of ``root`` and all its descendants, in MB."""
+def tree_mb(root: int) -> float:
+    """Memory (PSS) of ``root`` and all its descendants, in MB."""
     tree = _children()
     todo, total = [root], 0
     while todo:
         pid = todo.pop()
-        total += _rss_kb(pid)
+        total += _pss_kb(pid)
         todo += tree.get(pid, [])
     return total / 1024
 
@@ -118,7 +122,7 @@ class PeakSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.05):
-            self.peak = max(self.peak, tree_rss_mb(self.pid))
+            self.peak = max(self.peak, tree_mb(self.pid))
 
 
 # == one run ==========================================================================
