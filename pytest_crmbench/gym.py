@@ -35,7 +35,9 @@ the last turn's reply; ``truncated`` when a turn goes over the call limit (that 
 judged as it stands and fails, as it would in pytest). ``info`` after a reply holds the
 turn number, ``passed`` and ``reasons`` — the pytest report's reasons (``reasons=
 "student"``: what failed without the expected values, as ``--crm-feedback student``);
-at the episode's end ``item`` is the item result the pytest item would report. ``reset``
+at the episode's end ``conversation`` sums it up (``passed``, ``turns_passed``,
+``n_turns``) and :meth:`CrmEnv.item` is the item result the pytest item would report
+(with timings, hence not in ``info``, which must repeat exactly under a seed). ``reset``
 info holds what a real assistant knows: an opaque ``session`` token, the
 ``reference_date`` and the ``system_prompt``. Neither the case id nor anything of the
 reference is shown before a turn is judged.
@@ -390,11 +392,10 @@ class CrmEnv(gymnasium.Env[Obs, Action]):
     # -- helpers -------------------------------------------------------------------------
     def item(self) -> ItemResult:
         """The item result of the episode so far, as the pytest item would report it
-        (plain JSON; agent ``gym``)."""
+        (agent ``gym``)."""
         if self.session is None:
             raise RuntimeError("no episode: call reset() first")
-        result = self.session.result(AGENT_NAME, None, self._started)
-        return json.loads(json.dumps(result, default=str))  # type: ignore[no-any-return]
+        return self.session.result(AGENT_NAME, None, self._started)
 
     def _judge(self, text: str) -> dict[str, Any]:
         """Close the open turn on ``text``; the next one opens unless the episode ends."""
@@ -411,7 +412,12 @@ class CrmEnv(gymnasium.Env[Obs, Action]):
         if session.done or handle.limit_hit:
             self._over = True
             self._handle = None
-            info["item"] = self.item()
+            turns = session.turns
+            info["conversation"] = {
+                "passed": all(t["passed"] for t in turns),
+                "turns_passed": sum(t["passed"] for t in turns),
+                "n_turns": len(turns),
+            }
         else:
             self._handle = session.open_turn()
         return info
@@ -431,13 +437,14 @@ class CrmEnv(gymnasium.Env[Obs, Action]):
 @dataclass
 class Played:
     """What :func:`play` saw: every step's reward, the replies' rewards (one per turn
-    played), how the episode ended and the final ``info`` (with ``item``)."""
+    played), how the episode ended, the last ``info`` and the item result."""
 
     rewards: list[float] = field(default_factory=list)
     turn_rewards: list[float] = field(default_factory=list)
     terminated: bool = False
     truncated: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    item: ItemResult | None = None
 
 
 class _StepTools:
@@ -483,7 +490,7 @@ def play(
             session=info["session"],
             reference_date=date.fromisoformat(info["reference_date"]),
             system_prompt=info["system_prompt"],
-            tools=agent_catalog(),
+            tools=json.loads(obs["tools"]),
         )
     )
     played = Played()
@@ -497,6 +504,8 @@ def play(
         )
         played.rewards.append(float(reward))
         played.turn_rewards.append(float(reward))
+    core = env.unwrapped
+    played.item = core.item() if isinstance(core, CrmEnv) else None
     return played
 
 

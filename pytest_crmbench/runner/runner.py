@@ -96,6 +96,8 @@ class ReferenceRun:
 
 def _json_safe(value: Any) -> Any:
     """A plain-JSON copy (agents may pass anything; reports must stay serialisable)."""
+    if value is None or type(value) in (str, int, bool):  # the common case: a tool name
+        return value
     try:
         return json.loads(json.dumps(value, default=str, allow_nan=False))
     except (ValueError, TypeError):
