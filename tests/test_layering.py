@@ -3,8 +3,8 @@
 Bottom to top: ``crm`` → ``postgres`` (and ``backends``) → ``dataset`` → ``agents`` →
 ``runner`` → ``results`` → the pytest layer (``plugin``, ``fixtures``, ``options``,
 ``items``, ``session``, ``state``) and the CLI (``cli``, ``lint``, ``generate``,
-``fakemodel``, ``reports``, ``gym``). A function-local import is allowed only when it is lazy on purpose and
-says why in a ``# lazy:`` comment.
+``fakemodel``, ``reports``, ``gym``). A function-local import is allowed only when it is
+lazy on purpose and says why in a ``# lazy:`` comment.
 """
 
 from __future__ import annotations
