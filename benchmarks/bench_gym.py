@@ -180,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<34}{row['steps']:>8.0f}{env_rate:>14}{row['loop_steps_per_s']:>14.0f}")
     print(f"{'replay, cold (reference runs)':<34}{cold['steps']:>8.0f}{cold_rate:>14.0f}")
     print("-" * 70)
-    print(
-        f"P9 env steps/s, replay, memory: {p9:.0f}  target ≥ {TARGET_STEPS_PER_S:.0f}  {verdict}"
-    )
+    print(f"P9 env steps/s, replay, memory: {p9:.0f}  target ≥ {TARGET_STEPS_PER_S:.0f}  {verdict}")
     ratio = summary["replay"]["loop_steps_per_s"] / summary["runner"]["loop_steps_per_s"]
     print(f"   env loop / Runner.run, same replay work: {ratio:.2f}x")
 

@@ -237,9 +237,7 @@ def test_vector_envs_step_as_single_envs_do(make_vector: Any) -> None:
             obs, rewards, terms, truncs, _ = vector.step(batched([action, action]))
             for i in range(2):
                 if not over[i]:
-                    got[i].append(
-                        ({k: obs[k][i] for k in obs}, rewards[i], terms[i], truncs[i])
-                    )
+                    got[i].append(({k: obs[k][i] for k in obs}, rewards[i], terms[i], truncs[i]))
                     over[i] = bool(terms[i] or truncs[i])
     finally:
         vector.close()
