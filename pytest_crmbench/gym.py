@@ -9,9 +9,11 @@ limit, the state change is journaled by the same tracking store, the turn is jud
 the same checks, ``recover`` works the same way. Only who holds the loop differs.
 
 Spaces. Everything an LLM agent exchanges is text, so both spaces are :class:`Dict`\\ s of
-:class:`Text` fields plus small :class:`Discrete` counters; they are standard spaces,
-so ``check_env``, ``SyncVectorEnv`` and ``AsyncVectorEnv`` (shared memory included)
-work unchanged. ``Text`` only holds characters of a declared set, hence:
+text fields plus small :class:`Discrete` counters. The text fields are :class:`TextField`,
+a plain :class:`Text` (so ``check_env``, batching and ``SyncVectorEnv`` see a standard
+space) that also crosses ``AsyncVectorEnv``'s shared memory correctly, which Gymnasium's
+own ``Text`` does not (it is read from shared memory once, when the vector env is made;
+Farama-Foundation/Gymnasium#1164). ``Text`` only holds characters of a declared set, hence:
 
 * observation ``result`` (the last tool call's ``{"ok", "result"|"error"}``) and ``tools``
   (the catalog) are JSON written with ``ensure_ascii`` — printable ASCII, whatever the
