@@ -2,9 +2,9 @@
 
 Bottom to top: ``crm`` → ``postgres`` (and ``backends``) → ``dataset`` → ``agents`` →
 ``runner`` → ``results`` → the pytest layer (``plugin``, ``fixtures``, ``options``,
-``items``, ``session``, ``state``, ``inflight``) and the CLI (``cli``, ``lint``, ``generate``,
-``fakemodel``, ``reports``). A function-local import is allowed only when it is lazy on purpose and
-says why in a ``# lazy:`` comment.
+``items``, ``session``, ``state``, ``inflight``) and the CLI (``cli``, ``lint``,
+``generate``, ``fakemodel``, ``reports``, ``gym``). A function-local import is allowed only
+when it is lazy on purpose and says why in a ``# lazy:`` comment.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ PACKAGE = "pytest_crmbench"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 PYTEST_LAYER = ("plugin", "fixtures", "options", "items", "session", "state", "inflight")
-CLI = ("cli", "lint", "audit", "generate", "fakemodel", "reports")
+CLI = ("cli", "lint", "audit", "generate", "fakemodel", "reports", "gym")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("", "locations"),  # the package root (its version) and where shipped data lives
     ("crm",),

@@ -134,3 +134,11 @@ def test_action_match_normalises_and_maps_ids() -> None:
     actual = [{"tool": "modify_quote", "args": {"quote_id": "a1", "amount": 5.0}}]
     assert V.action_matches(expected, actual, {"a1": "r1"}) == [True]
     assert V.action_matches(expected, actual, {}) == [False]
+
+
+def test_action_match_ignores_calls_whose_arguments_are_not_an_object() -> None:
+    """An agent may hand the handle anything (the CRM refuses it); the match must not crash."""
+    expected = [{"tool": "opportunity_search", "args": {}}]
+    actual = [{"tool": "opportunity_search", "args": '{"name": "Acme"'}]
+    assert V.action_matches(expected, actual, {}) == [False]
+    assert V.action_matches(expected, [*actual, {"tool": "opportunity_search"}], {}) == [True]

@@ -7,12 +7,14 @@ from anything on the expected side of a conversation.
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
 
 from pytest_crmbench.crm.entities import ENTITIES
 from pytest_crmbench.crm.enums import values
 from pytest_crmbench.crm.validation import ALLOWED_EXTENSIONS
 
 
+@cache  # built from static metadata: once per process
 def schema_summary() -> str:
     """One line per entity with its fields; enum fields list every allowed value."""
     lines = []

@@ -96,6 +96,8 @@ class ReferenceRun:
 
 def _json_safe(value: Any) -> Any:
     """A plain-JSON copy (agents may pass anything; reports must stay serialisable)."""
+    if value is None or type(value) in (str, int, bool):  # the common case: a tool name
+        return value
     try:
         return json.loads(json.dumps(value, default=str, allow_nan=False))
     except (ValueError, TypeError):
@@ -240,35 +242,24 @@ class Runner:
         :class:`DatasetDefect` when the conversation is incoherent.
         """
         started = time.perf_counter()
-        reference = self.reference_run(conv)
-        opts = self.options
         try:
-            # Every user of the shared store resets it before use, so once is enough.
-            self.store.reset()
-            return self._run(conv, agent, reference, opts, trial, started)
+            return self._run(self.begin(conv), agent, trial, started)
         except Exception as exc:  # the store's own calls, outside the agent's
             if is_database_error(exc):
                 raise InfrastructureError(f"database error: {_one_line(exc)}") from exc
             raise
 
+    def begin(self, conv: Conversation, *, session: str | None = None) -> ConversationSession:
+        """Start ``conv`` on this runner's store, to be played turn by turn (the store is
+        reset and seeded; ``session`` is the briefing's opaque token, new if None)."""
+        reference = self.reference_run(conv)
+        self.store.reset()  # every user of the shared store resets it before use
+        return ConversationSession(self, conv, reference, session)
+
     def _run(
-        self,
-        conv: Conversation,
-        agent: Agent,
-        reference: ReferenceRun,
-        opts: RunOptions,
-        trial: int | None,
-        started: float,
+        self, session: ConversationSession, agent: Agent, trial: int | None, started: float
     ) -> ItemResult:
-        load_conversation_seed(self.store, conv.seed)
-        tracking = TrackingStore(self.store)
-        crm = CRM(tracking, clock=FixedClock(conv.reference_date), ids=DeterministicIds(conv.id))
-        briefing = Briefing(
-            session=uuid.uuid4().hex,
-            reference_date=conv.reference_date,
-            system_prompt=build_system_prompt(conv.reference_date),
-            tools=agent_catalog(),
-        )
+        conv, opts, briefing = session.conv, self.options, session.briefing
         read_before = len(answer_key.thread_violations())
         oracle = isinstance(agent, ScriptedOracle)
         reports_usage = isinstance(agent, ReportsUsage)  # once: protocol checks are slow
@@ -285,49 +276,29 @@ class Runner:
                 ],
             )
         self._guard(agent.start, briefing)
-        idmap: V.IdMap = {}
-        turns: list[TurnResult] = []
-        lessons: list[list[str]] = []  # per turn, the reasons in student form
-        for number, (turn, ref) in enumerate(zip(conv.turns, reference.turns, strict=True), 1):
-            turn_result, student = self._run_turn(
-                number, turn, ref, agent, crm, tracking, idmap, opts, reports_usage
-            )
-            turns.append(turn_result)
-            lessons.append(student)
+        while not session.done:
+            handle = session.open_turn()
+            reply = self._guard(agent.respond, session.turn.user, handle)
+            usage: dict[str, Any] | None = None
+            if reports_usage:
+                reported = agent.last_usage()  # type: ignore[attr-defined]  # ReportsUsage
+                usage = reported.as_dict() if isinstance(reported, Usage) else reported
+            turn_result, student = session.close_turn(reply, usage)
+            if session.recovered and isinstance(agent, ScriptedOracle):
+                # Only the oracle is told; records kept their reference ids.
+                agent.on_recovered(turn_result["turn"], session.reference_results())
             per_turn = opts.feedback != "off" and opts.feedback_every == "turn"
             if per_turn and isinstance(agent, LearnsFromFeedback):
                 view = _turn_view(turn_result, student, opts.feedback)
                 self._guard(agent.feedback, _turn_feedback(view, briefing.session, opts.feedback))
-        passed = all(t["passed"] for t in turns)
-        first = next((t for t in turns if not t["passed"]), None)
-        usage = _sum_usage(t["usage"] for t in turns)
-        result: ItemResult = {
-            "case_id": conv.id,
-            "family": "conversation",
-            "workflow": conv.workflow,
-            "complexity": conv.complexity,
-            "trial": opts.trial if trial is None else trial,
-            "agent": getattr(agent, "name", type(agent).__name__),
-            "passed": passed,
-            "outcome": "passed" if passed else "failed",
-            "n_turns": len(turns),
-            "turns_passed": sum(t["passed"] for t in turns),
-            "first_failure": None
-            if first is None
-            else {"turn": first["turn"], "reason": first["reason"]},
-            "tools": sorted({c.tool for t in conv.turns for c in t.expected_calls}),
-            "turns": turns,
-            "usage": usage,
-            "duration_s": round(time.perf_counter() - started, 6),
-            "harness_s": round(sum(t["harness_s"] for t in turns), 6),
-        }
+        result = session.result(getattr(agent, "name", type(agent).__name__), trial, started)
         if oracle:
             result["oracle"] = True
         if isinstance(agent, DescribesModel):
             host = urlsplit(agent.base_url).hostname if agent.base_url else None
             result["model"] = {"name": agent.model, "provider": agent.provider, "host": host}
         if opts.feedback != "off" and isinstance(agent, LearnsFromFeedback):
-            view = _feedback_view(result, briefing.session, lessons, opts.feedback)
+            view = _feedback_view(result, briefing.session, session.lessons, opts.feedback)
             self._guard(agent.feedback, view)
         if isinstance(agent, ReportsLearningUsage):  # what distilling the feedback cost
             spent = agent.last_learning_usage()
@@ -356,27 +327,81 @@ class Runner:
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
             raise InfrastructureError(f"agent crashed: {tb}") from exc
 
-    def _run_turn(
-        self,
-        number: int,
-        turn: Turn,
-        ref: RefTurn,
-        agent: Agent,
-        crm: CRM,
-        tracking: TrackingStore,
-        idmap: V.IdMap,
-        opts: RunOptions,
-        reports_usage: bool,
-    ) -> tuple[TurnResult, list[str]]:
-        """The turn's verdict, and its reasons in student form (no expected values)."""
-        t0 = time.perf_counter()
-        tracking.start()
+
+class ConversationSession:
+    """One conversation played turn by turn: the runner's bookkeeping and verdicts, with
+    the agent outside.
+
+    :meth:`Runner.run` drives it with an :class:`Agent`; the Gymnasium environment
+    drives it with actions. Per turn: :meth:`open_turn` gives the recording tool handle
+    the turn's calls go through, :meth:`close_turn` judges the reply (and, with
+    ``recover``, puts the reference outcome in place of a failed turn's). One code path,
+    so both score exactly alike. Made by :meth:`Runner.begin`.
+    """
+
+    def __init__(
+        self, runner: Runner, conv: Conversation, reference: ReferenceRun, session: str | None
+    ) -> None:
+        self.conv = conv
+        self.reference = reference
+        self.options = runner.options
+        load_conversation_seed(runner.store, conv.seed)
+        self.tracking = TrackingStore(runner.store)
+        self.crm = CRM(
+            self.tracking, clock=FixedClock(conv.reference_date), ids=DeterministicIds(conv.id)
+        )
+        self.briefing = Briefing(
+            session=session or uuid.uuid4().hex,
+            reference_date=conv.reference_date,
+            system_prompt=build_system_prompt(conv.reference_date),
+            tools=agent_catalog(),
+        )
+        self.idmap: V.IdMap = {}
+        self.turns: list[TurnResult] = []
+        self.lessons: list[list[str]] = []  # per turn, the reasons in student form
+        self.recovered = False  # whether the last closed turn was replaced (``recover``)
+        self.handle: RecordingHandle | None = None  # the open turn's
+        self._savepoint: str | None = None
+        self._t0 = self._t_agent = 0.0
+
+    @property
+    def done(self) -> bool:
+        return len(self.turns) == len(self.conv.turns)
+
+    @property
+    def number(self) -> int:
+        """The 1-based number of the current (next or open) turn."""
+        return len(self.turns) + 1
+
+    @property
+    def turn(self) -> Turn:
+        return self.conv.turns[len(self.turns)]
+
+    def open_turn(self) -> RecordingHandle:
+        """Start the current turn; the agent's calls go through the handle returned."""
+        self._t0 = time.perf_counter()
+        self.tracking.start()
         # Only --crm-recover ever rolls a turn back; otherwise skip the savepoint.
-        savepoint = tracking.savepoint() if opts.recover else None
-        handle = RecordingHandle(crm, opts.max_calls_per_turn)
-        t_agent = time.perf_counter()
-        reply = self._guard(agent.respond, turn.user, handle)
-        agent_wall = time.perf_counter() - t_agent
+        self._savepoint = self.tracking.savepoint() if self.options.recover else None
+        self.handle = RecordingHandle(self.crm, self.options.max_calls_per_turn)
+        self._t_agent = time.perf_counter()
+        return self.handle
+
+    def reference_results(self) -> list[Any]:
+        """What the reference calls of the last closed turn returned (for the oracle)."""
+        return [c.get("result") for c in self.reference.turns[len(self.turns) - 1].calls]
+
+    def close_turn(
+        self, reply: Any, usage: dict[str, Any] | None = None
+    ) -> tuple[TurnResult, list[str]]:
+        """Judge the open turn on ``reply`` and the calls made through its handle: its
+        verdict, and its reasons in student form (no expected values)."""
+        agent_wall = time.perf_counter() - self._t_agent
+        handle, savepoint, tracking, idmap = self.handle, self._savepoint, self.tracking, self.idmap
+        assert handle is not None, "close_turn() without open_turn()"
+        self.handle = None
+        number, turn, opts = self.number, self.turn, self.options
+        ref = self.reference.turns[number - 1]
         if not isinstance(reply, str):
             reply = "" if reply is None else str(reply)
         changes = tracking.changes()
@@ -441,6 +466,7 @@ class Runner:
         if reasons and errors and turn.expect == "success":
             reasons.append(f"tool error: {errors[-1]['tool']}: {errors[-1]['error']}")
         passed = not reasons
+        self.recovered = savepoint is not None and not passed
         if savepoint is None:
             pass
         elif passed:
@@ -448,16 +474,9 @@ class Runner:
         else:
             tracking.rollback_to(savepoint)
             _apply_reference(tracking, ref.changes, idmap)
-            if isinstance(agent, ScriptedOracle):
-                # Only the oracle is told; records kept their reference ids.
-                agent.on_recovered(number, [c.get("result") for c in ref.calls])
-        usage: dict[str, Any] | None = None
-        if reports_usage:
-            reported = agent.last_usage()  # type: ignore[attr-defined]  # ReportsUsage
-            usage = reported.as_dict() if isinstance(reported, Usage) else reported
         if "judge" in checks:  # judge tokens/cost, kept apart as judge_* keys
             usage = {**(usage or {}), **checks["judge"]["usage"]}
-        wall = time.perf_counter() - t0
+        wall = time.perf_counter() - self._t0
         harness = wall - agent_wall + handle.tool_time
         kind: TurnKind = (
             "refusal" if turn.expect == "failure" else "write" if ref.changes else "read"
@@ -481,7 +500,37 @@ class Runner:
             "agent_s": round(agent_wall - handle.tool_time, 6),
             "harness_s": round(harness, 6),
         }
-        return result, [r.student if isinstance(r, V.Finding) else r for r in reasons]
+        student = [r.student if isinstance(r, V.Finding) else r for r in reasons]
+        self.turns.append(result)
+        self.lessons.append(student)
+        return result, student
+
+    def result(self, agent: str, trial: int | None, started: float) -> ItemResult:
+        """The item's result over the turns closed so far (every turn, once :attr:`done`)."""
+        conv, opts, turns = self.conv, self.options, self.turns
+        passed = all(t["passed"] for t in turns)
+        first = next((t for t in turns if not t["passed"]), None)
+        usage = _sum_usage(t["usage"] for t in turns)
+        return {
+            "case_id": conv.id,
+            "family": "conversation",
+            "workflow": conv.workflow,
+            "complexity": conv.complexity,
+            "trial": opts.trial if trial is None else trial,
+            "agent": agent,
+            "passed": passed,
+            "outcome": "passed" if passed else "failed",
+            "n_turns": len(turns),
+            "turns_passed": sum(t["passed"] for t in turns),
+            "first_failure": None
+            if first is None
+            else {"turn": first["turn"], "reason": first["reason"]},
+            "tools": sorted({c.tool for t in conv.turns for c in t.expected_calls}),
+            "turns": turns,
+            "usage": usage,
+            "duration_s": round(time.perf_counter() - started, 6),
+            "harness_s": round(sum(t["harness_s"] for t in turns), 6),
+        }
 
 
 def _apply_reference(store: Store, changes: Sequence[Change], idmap: V.IdMap) -> None:

@@ -236,7 +236,9 @@ def action_matches(
 ) -> list[bool]:
     """For each expected ``{tool, args}``, whether the agent made an equivalent call."""
     normalised = [
-        (c["tool"], _norm_arg(_flat_args(c["tool"], c.get("args") or {}), idmap)) for c in actual
+        (c["tool"], _norm_arg(_flat_args(c["tool"], c.get("args") or {}), idmap))
+        for c in actual
+        if isinstance(c.get("args") or {}, Mapping)  # arguments not an object match nothing
     ]
     out = []
     for call in expected:
