@@ -296,9 +296,8 @@ class PostgresStore:
             return
         self._write(t.update(names), [*(t.to_db(n, changes[n]) for n in names), uuid.UUID(key)])
         row = self._cur.fetchone()
-        if row is None:
-            self._rows[(table, str(uuid.UUID(key)))] = None
-        else:
+        self._rows[(table, str(uuid.UUID(key)))] = None  # gone, or moved to a new key
+        if row is not None:
             self._remember(table, t, row)
 
     def delete(self, table: str, key: str) -> None:
