@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER, Record
 from pytest_crmbench.crm.store import Cond
@@ -83,6 +83,11 @@ class MemoryStore:
             del self._seq[table][key]
 
         self._undo.append(undo)
+
+    def insert_many(self, records: Mapping[str, Sequence[Record]]) -> None:
+        for table in LOAD_ORDER:
+            for record in records.get(table, ()):
+                self.insert(table, record)
 
     def update(self, table: str, key: str, changes: Record) -> None:
         record = self._tables[table][key]

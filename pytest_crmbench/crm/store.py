@@ -7,7 +7,7 @@ atomic units. It knows no business rule: :mod:`pytest_crmbench.crm.service` does
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -46,6 +46,12 @@ class Store(Protocol):
 
     def insert(self, table: str, record: Record) -> None:
         """Add a record (all fields present)."""
+
+    def insert_many(self, records: Mapping[str, Sequence[Record]]) -> None:
+        """Add records to several tables (all fields present), tables in load order.
+
+        One call for a batch (seeds): the PostgreSQL store sends it as one statement.
+        """
 
     def update(self, table: str, key: str, changes: Record) -> None:
         """Change some fields of an existing record."""

@@ -1,14 +1,14 @@
 """The PostgreSQL store (psycopg 3): the same interface as the memory store, on real SQL.
 
 One connection, one open transaction per item (rolled back by :meth:`reset`), one
-savepoint per tool call. SQL is parameterised; identifiers come only from the entity
-metadata, never from input.
+atomic unit per tool call (see :class:`PostgresStore` for how it stays cheap). SQL is
+parameterised; identifiers come only from the entity metadata, never from input.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -29,26 +29,49 @@ def schema_sql() -> str:
 
 
 class _Table:
-    """Prebuilt statements and value conversions for one entity's table."""
+    """Statements (rendered to text once) and value conversions for one entity's table."""
 
-    def __init__(self, entity: Entity) -> None:
-        from psycopg import sql
+    def __init__(self, entity: Entity, conn: psycopg.Connection[Any]) -> None:
+        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
 
         self.entity = entity
         self.kinds = {f.name: f.kind for f in entity.fields}
         names = entity.field_names
-        table = sql.Identifier(entity.table)
-        cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
-        key = sql.Identifier(entity.key)
-        self.select = sql.SQL("SELECT {} FROM {}").format(cols, table)
-        self.get = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(cols, table, key)
-        self.insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-            table, cols, sql.SQL(", ").join(sql.Placeholder() * len(names))
-        )
-        self.delete = sql.SQL("DELETE FROM {} WHERE {} = %s").format(table, key)
-        self.table = table
-        self.key = key
         self.names = names
+        self.key_index = names.index(entity.key)
+        self._conn = conn
+        self.table = sql.Identifier(entity.table)
+        self.key = sql.Identifier(entity.key)
+        self.cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+        self.row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names)))
+        self.select = self._text("SELECT {} FROM {}", self.cols, self.table)
+        self.get = self._text("SELECT {} FROM {} WHERE {} = %s", self.cols, self.table, self.key)
+        self.insert = self._text(
+            "INSERT INTO {} ({}) VALUES {} RETURNING {}", self.table, self.cols, self.row, self.cols
+        )
+        self.delete = self._text("DELETE FROM {} WHERE {} = %s", self.table, self.key)
+        self._updates: dict[tuple[str, ...], str] = {}
+
+    def _text(self, template: str, *parts: Any) -> str:
+        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
+
+        return sql.SQL(template).format(*parts).as_string(self._conn)
+
+    def update(self, names: tuple[str, ...]) -> str:
+        """The UPDATE … RETURNING text for one set of changed fields (rendered once)."""
+        query = self._updates.get(names)
+        if query is None:
+            from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
+
+            sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in names)
+            query = self._text(
+                "UPDATE {} SET {} WHERE {} = %s RETURNING {}", self.table, sets, self.key, self.cols
+            )
+            self._updates[names] = query
+        return query
+
+    def values(self, record: Record) -> list[Any]:
+        return [self.to_db(n, record.get(n)) for n in self.names]
 
     def to_db(self, name: str, value: Any) -> Any:
         kind = self.kinds[name]
@@ -73,18 +96,33 @@ class _Table:
         return record
 
 
+Row = tuple[Any, ...]
+Statement = tuple[str, Sequence[Any] | None]
+
+
 class PostgresStore:
     """A CRM store in one PostgreSQL database.
 
     ``conninfo`` names a database this store may own: :meth:`install_schema` drops and
     recreates the CRM tables there. Typical life: install_schema → load the seed →
     :meth:`mark_base` (commits) → per item: calls … :meth:`reset`.
+
+    Speed comes from saying less, not from saying it faster (on a local server a round
+    trip is mostly the two processes' CPU): every write is one statement, with no
+    SAVEPOINT or RELEASE around it; a store's records read or written in this
+    transaction are remembered (this connection is the only writer of its database), so
+    re-reading them costs nothing; a batch of inserts is one statement.
+
+    Savepoints are bookkeeping: the store journals the writes of the open transaction.
+    Rolling back to a savepoint that saw writes (rare: the CRM validates before writing,
+    so only a refused change or a crash mid-call gets there) rolls the transaction back
+    and replays the journal up to the savepoint — the same net state, in one round trip.
     """
 
     backend = "postgres"
 
     def __init__(self, conninfo: str, *, connect_timeout: float = 10.0) -> None:
-        import psycopg
+        import psycopg  # lazy: psycopg, only if the PostgreSQL store is used
 
         self._psycopg = psycopg
         try:
@@ -97,25 +135,45 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise ConnectionError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
         self._cur = self._conn.cursor()
-        self._tables = {t: _Table(BY_TABLE[t]) for t in LOAD_ORDER}
+        self._tables = {t: _Table(BY_TABLE[t], self._conn) for t in LOAD_ORDER}
         self._counter = 0
-        # Savepoints are issued lazily, just before the first write inside them: most tool
-        # calls only read (or fail validation) and then cost no round trip at all.
-        self._pending: list[str] = []
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
-        self._issued: list[str] = []
+        self._journal: list[Statement] = []  # the writes of the open transaction, in order
+        self._savepoints: list[tuple[str, int]] = []  # (name, journal length when opened)
+        self._aborted = False  # a statement failed: the transaction needs a rollback
+        # Rows of this transaction by (table, canonical id); None: known not to exist.
+        self._rows: dict[tuple[str, str], Row | None] = {}
         self._exec("BEGIN")
 
     # -- plumbing ------------------------------------------------------------------
-    def _exec(self, query: Any, params: Sequence[Any] | None = None) -> None:
+    def _exec(
+        self, query: Any, params: Sequence[Any] | None = None, *, prepare: bool | None = None
+    ) -> None:
         try:
-            self._cur.execute(query, params)
+            self._cur.execute(query, params, prepare=prepare)
         except (self._psycopg.errors.IntegrityError, self._psycopg.errors.DataError) as exc:
+            self._aborted = True
             # Defence in depth fired: the Python rules let something through.
             diag = exc.diag
             raise CrmError(
                 f"The database refused the change ({diag.constraint_name or diag.sqlstate})."
             ) from exc
+        except self._psycopg.Error:
+            self._aborted = True
+            raise
+
+    def _write(
+        self, query: str, params: Sequence[Any] | None, *, prepare: bool | None = None
+    ) -> None:
+        self._exec(query, params, prepare=prepare)
+        self._journal.append((query, params))
+
+    def _new_transaction(self, end: str) -> None:
+        self._savepoints.clear()
+        self._journal.clear()
+        self._rows.clear()
+        self._exec(f"{end}; BEGIN")  # one round trip
+        self._aborted = False
 
     def close(self) -> None:
         if not self._conn.closed:
@@ -123,24 +181,31 @@ class PostgresStore:
 
     def install_schema(self) -> None:
         """Drop and recreate the CRM tables (inside the current transaction)."""
-        self._exec(schema_sql())
+        self._rows.clear()
+        self._write(schema_sql(), None)
 
     def mark_base(self) -> None:
         """Commit: the current content becomes what :meth:`reset` returns to."""
-        self._pending.clear()
-        self._issued.clear()
-        self._exec("COMMIT; BEGIN")  # one round trip
+        self._new_transaction("COMMIT")
 
     def reset(self) -> None:
-        self._pending.clear()
-        self._issued.clear()
-        self._exec("ROLLBACK; BEGIN")  # one round trip: the per-item isolation cost
+        self._new_transaction("ROLLBACK")  # the per-item isolation cost
 
     # -- reads ---------------------------------------------------------------------
+    def _remember(self, table: str, t: _Table, row: Row) -> None:
+        self._rows[(table, str(row[t.key_index]))] = row
+
     def get(self, table: str, key: str) -> Record | None:
         t = self._tables[table]
-        self._exec(t.get, (uuid.UUID(key),))
-        row = self._cur.fetchone()
+        try:
+            row = self._rows[(table, key)]
+        except KeyError:
+            self._exec(t.get, (uuid.UUID(key),))
+            row = self._cur.fetchone()
+            if row is None:
+                self._rows[(table, str(uuid.UUID(key)))] = None
+            else:
+                self._remember(table, t, row)
         return t.from_db(row) if row is not None else None
 
     def _find_query(self, table: str, shape: tuple[tuple[str, str], ...]) -> str:
@@ -148,7 +213,7 @@ class PostgresStore:
         query = self._queries.get((table, shape))
         if query is not None:
             return query
-        from psycopg import sql
+        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
 
         t = self._tables[table]
         templates = {
@@ -163,7 +228,7 @@ class PostgresStore:
             if field not in t.kinds:
                 raise KeyError(f"{table} has no field {field}")
             clauses.append(sql.SQL(templates[op]).format(sql.Identifier(field)))
-        composed = t.select
+        composed: sql.Composable = sql.SQL(t.select)
         if clauses:
             composed = sql.SQL("{} WHERE {}").format(composed, sql.SQL(" AND ").join(clauses))
         query = sql.SQL("{} ORDER BY seq").format(composed).as_string(self._conn)
@@ -175,62 +240,106 @@ class PostgresStore:
         query = self._find_query(table, tuple((c.field, c.op) for c in where))
         params = [t.to_db(c.field, c.value) if c.op == "eq" else c.value for c in where]
         self._exec(query, params)
-        return [t.from_db(row) for row in self._cur.fetchall()]
+        rows = self._cur.fetchall()
+        for row in rows:
+            self._remember(table, t, row)
+        return [t.from_db(row) for row in rows]
 
     # -- writes --------------------------------------------------------------------
-    def _before_write(self) -> None:
-        for name in self._pending:
-            self._exec(f"SAVEPOINT {name}")
-            self._issued.append(name)
-        self._pending.clear()
-
     def insert(self, table: str, record: Record) -> None:
-        self._before_write()
         t = self._tables[table]
-        self._exec(t.insert, [t.to_db(n, record.get(n)) for n in t.names])
+        self._write(t.insert, t.values(record))
+        row = self._cur.fetchone()
+        assert row is not None
+        self._remember(table, t, row)
+
+    def insert_many(self, records: Mapping[str, Sequence[Record]]) -> None:
+        """One statement for every table: a data-modifying CTE per table, in load order.
+
+        Foreign keys are checked at the end of the statement, so rows may point at rows
+        of an earlier table in the same batch. Rows are not remembered (no RETURNING):
+        most batches are seeds that are only partly read afterwards.
+        """
+        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
+
+        parts: list[sql.Composable] = []
+        params: list[Any] = []
+        for table in LOAD_ORDER:
+            batch = records.get(table, ())
+            if not batch:
+                continue
+            t = self._tables[table]
+            rows = sql.SQL(", ").join([t.row] * len(batch))
+            parts.append(sql.SQL("INSERT INTO {} ({}) VALUES {}").format(t.table, t.cols, rows))
+            for record in batch:
+                params += t.values(record)
+        if not parts:
+            return
+        *ctes, last = parts
+        query: sql.Composable = last
+        if ctes:
+            query = sql.SQL("WITH {} {}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("w{} AS ({})").format(sql.SQL(str(i)), part)
+                    for i, part in enumerate(ctes)
+                ),
+                last,
+            )
+        # Batches rarely repeat their shape: preparing them would only evict the hot
+        # statements from psycopg's cache of prepared statements.
+        self._write(query.as_string(self._conn), params, prepare=False)
 
     def update(self, table: str, key: str, changes: Record) -> None:
-        from psycopg import sql
-
         t = self._tables[table]
-        names = [n for n in changes if n in t.kinds]
+        names = tuple(n for n in changes if n in t.kinds)
         if not names:
             return
-        self._before_write()
-        sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in names)
-        query = sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(t.table, sets, t.key)
-        self._exec(query, [*(t.to_db(n, changes[n]) for n in names), uuid.UUID(key)])
+        self._write(t.update(names), [*(t.to_db(n, changes[n]) for n in names), uuid.UUID(key)])
+        row = self._cur.fetchone()
+        self._rows[(table, str(uuid.UUID(key)))] = None  # gone, or moved to a new key
+        if row is not None:
+            self._remember(table, t, row)
 
     def delete(self, table: str, key: str) -> None:
-        self._before_write()
-        self._exec(self._tables[table].delete, (uuid.UUID(key),))
+        self._write(self._tables[table].delete, (uuid.UUID(key),))
+        self._rows[(table, str(uuid.UUID(key)))] = None
 
     # -- atomic units --------------------------------------------------------------
     def savepoint(self) -> str:
         self._counter += 1
         name = f"sp{self._counter}"
-        self._pending.append(name)
+        self._savepoints.append((name, len(self._journal)))
         return name
 
-    def _close(self, name: str) -> bool:
-        """Forget ``name`` and the savepoints opened after it; True if it was issued."""
-        if name in self._pending:
-            del self._pending[self._pending.index(name) :]
-            return False
-        self._pending.clear()  # any still pending were opened inside ``name``
-        if name not in self._issued:
-            raise KeyError(f"no savepoint {name}")
-        del self._issued[self._issued.index(name) :]
-        return True
+    def _pop(self, name: str) -> int:
+        """Close ``name`` and the savepoints opened after it; the journal length at ``name``."""
+        while self._savepoints:
+            current, mark = self._savepoints.pop()
+            if current == name:
+                return mark
+        raise KeyError(f"no savepoint {name}")
 
     def rollback_to(self, name: str) -> None:
-        if self._close(name):
-            # Rolled back and left in place: names are unique, the transaction ends it.
-            self._exec(f"ROLLBACK TO SAVEPOINT {name}")
+        mark = self._pop(name)
+        if len(self._journal) == mark and not self._aborted:
+            return  # nothing was written since: nothing to undo
+        keep = self._journal[:mark]
+        self._journal = []
+        self._rows.clear()
+        self._exec("ROLLBACK; BEGIN")
+        self._aborted = False
+        if keep:
+            try:
+                with self._conn.pipeline():  # the whole replay in one round trip
+                    for query, params in keep:
+                        self._cur.execute(query, params)
+            except self._psycopg.Error:
+                self._aborted = True
+                raise
+            self._journal = keep
 
     def release(self, name: str) -> None:
-        if self._close(name):
-            self._exec(f"RELEASE SAVEPOINT {name}")
+        self._pop(name)
 
     def dump(self) -> dict[str, list[Record]]:
         return {t: self.find(t) for t in LOAD_ORDER}

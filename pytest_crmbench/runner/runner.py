@@ -105,10 +105,14 @@ def _json_safe(value: Any) -> Any:
 
 
 def load_conversation_seed(store: Store, seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
-    """Insert a conversation's extra records on top of the seed world."""
-    for table in LOAD_ORDER:
-        for raw in seed.get(table, ()):
-            store.insert(table, record_from_json(BY_TABLE[table], dict(raw)))
+    """Insert a conversation's extra records on top of the seed world (one batch)."""
+    store.insert_many(
+        {
+            table: [record_from_json(BY_TABLE[table], dict(raw)) for raw in seed[table]]
+            for table in LOAD_ORDER
+            if seed.get(table)
+        }
+    )
 
 
 class RecordingHandle:

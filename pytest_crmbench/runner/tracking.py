@@ -8,10 +8,10 @@ a tool call that fails and rolls back leaves no trace in the journal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pytest_crmbench.crm.entities import BY_TABLE, Record
+from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER, Record
 from pytest_crmbench.crm.store import Cond, Store
 
 Key = tuple[str, str]  # (table, record id)
@@ -96,6 +96,15 @@ class TrackingStore:
         self._touch(table, key, new=True)
         self.inner.insert(table, record)
         self._known[(table, key)] = dict(record)
+
+    def insert_many(self, records: Mapping[str, Sequence[Record]]) -> None:
+        for table in LOAD_ORDER:
+            for record in records.get(table, ()):
+                self._touch(table, record[BY_TABLE[table].key], new=True)
+        self.inner.insert_many(records)
+        for table in LOAD_ORDER:
+            for record in records.get(table, ()):
+                self._known[(table, record[BY_TABLE[table].key])] = dict(record)
 
     def update(self, table: str, key: str, changes: Record) -> None:
         current = self._touch(table, key)

@@ -1,0 +1,140 @@
+"""The store interface beneath the CRM: batches, savepoints and re-reads, on every store.
+
+The PostgreSQL store keeps savepoints as a journal (a rollback replays the writes before
+the savepoint) and remembers the rows of its transaction; these tests pin that it still
+behaves exactly like the memory store, including after a change the database refuses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from pytest_crmbench.crm import CrmError, Store
+from pytest_crmbench.crm.entities import Record
+from pytest_crmbench.crm.seed import SeedWorld
+from pytest_crmbench.crm.store import Cond, atomic
+
+STAMP = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def _client(n: int, email: str | None = None) -> Record:
+    return {
+        "client_id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": f"Batch Client {n}",
+        "email": email or f"batch{n}@example.com",
+        "status": "Prospect",
+        "industry": None,
+        "phone": None,
+        "address": None,
+        "owner": None,
+        "created_date": STAMP,
+    }
+
+
+def _opportunity(n: int, client: Record) -> Record:
+    return {
+        "opportunity_id": f"00000000-0000-4000-9000-{n:012d}",
+        "name": f"Batch Deal {n}",
+        "client_id": client["client_id"],
+        "stage": "Prospecting",
+        "amount": 1000.0 * n,
+        "close_date": None,
+        "probability": None,
+        "owner": None,
+        "notes": None,
+        "created_at": STAMP,
+    }
+
+
+def _tail(store: Store, table: str, n: int) -> list[dict[str, Any]]:
+    return store.find(table)[-n:]
+
+
+def test_insert_many_spans_tables_and_keeps_order(store: Store, world: SeedWorld) -> None:
+    clients = [_client(i) for i in range(1, 4)]
+    # Opportunities point at clients of the same batch; the mapping's order is not load order.
+    opps = [_opportunity(i, clients[i % 3]) for i in range(1, 6)]
+    store.insert_many({"opportunities": opps, "clients": clients, "notes": []})
+    assert _tail(store, "clients", 3) == clients
+    assert _tail(store, "opportunities", 5) == opps
+    assert len(store.find("clients")) == len(world.tables["clients"]) + 3
+    assert store.get("opportunities", opps[2]["opportunity_id"]) == opps[2]
+    store.insert_many({})  # nothing to do
+    store.reset()
+    assert store.get("clients", clients[0]["client_id"]) is None
+    assert len(store.find("opportunities")) == len(world.tables["opportunities"])
+
+
+def test_rollback_to_undoes_writes_and_keeps_earlier_ones(store: Store) -> None:
+    kept, dropped = _client(11), _client(12)
+    outer = store.savepoint()
+    store.insert("clients", kept)
+    inner = store.savepoint()
+    store.insert("clients", dropped)
+    store.update("clients", kept["client_id"], {"status": "Active"})
+    assert store.get("clients", kept["client_id"])["status"] == "Active"  # type: ignore[index]
+    store.rollback_to(inner)
+    assert store.get("clients", dropped["client_id"]) is None
+    assert store.get("clients", kept["client_id"]) == kept
+    store.release(outer)
+    assert _tail(store, "clients", 1) == [kept]
+
+
+def test_refused_write_rolls_back_its_unit_only(store: Store, world: SeedWorld) -> None:
+    """The unique email index is the database's last word; the memory store has none."""
+    first = _client(21)
+    store.insert("clients", first)
+    taken = world.tables["clients"][0]["email"].upper()
+    try:
+        with atomic(store):
+            store.update("clients", first["client_id"], {"name": "Renamed"})
+            store.insert("clients", _client(22, email=taken))
+    except CrmError as exc:
+        assert store.backend == "postgres"
+        assert "clients_email_lower_key" in str(exc)
+        assert store.get("clients", first["client_id"]) == first
+        assert store.find("clients", [Cond("email", "ieq", taken.lower())]) == [
+            world.tables["clients"][0]
+        ]
+    else:
+        assert store.backend == "memory"
+    # Either way the transaction is usable afterwards.
+    store.update("clients", first["client_id"], {"status": "Inactive"})
+    assert store.get("clients", first["client_id"])["status"] == "Inactive"  # type: ignore[index]
+
+
+def test_many_units_in_one_item(store: Store) -> None:
+    """A long item: hundreds of atomic units, some rolled back, on one transaction."""
+    expected: list[Record] = []
+    for i in range(300):
+        record = _client(1000 + i)
+        name = store.savepoint()
+        store.insert("clients", record)
+        if i % 7 == 0:
+            store.rollback_to(name)
+        else:
+            store.release(name)
+            expected.append(record)
+    assert _tail(store, "clients", len(expected)) == expected
+
+
+def test_deleted_row_is_gone_until_rolled_back(store: Store, world: SeedWorld) -> None:
+    note = world.tables["notes"][0]
+    name = store.savepoint()
+    store.delete("notes", note["note_id"])
+    assert store.get("notes", note["note_id"]) is None
+    assert note not in store.find("notes")
+    store.rollback_to(name)
+    assert store.get("notes", note["note_id"]) == note
+    assert store.find("notes") == world.tables["notes"]
+
+
+@pytest.mark.parametrize("key", ["00000000-0000-4000-8000-00000000dead"])
+def test_missing_key_stays_missing_until_inserted(store: Store, key: str) -> None:
+    assert store.get("clients", key) is None
+    record = {**_client(0), "client_id": key}
+    store.insert("clients", record)
+    assert store.get("clients", key) == record
