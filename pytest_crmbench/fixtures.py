@@ -85,6 +85,10 @@ def agent_settings(settings: Settings) -> dict[str, Any]:
         "timeout": settings.agent_timeout,
         "memory": settings.agent_memory,
         "frozen": settings.agent_frozen,
+        "rpm": settings.agent_rpm,
+        "tpm": settings.agent_tpm,
+        "max_connections": settings.agent_max_connections,
+        "cache_dir": settings.agent_cache,
     }
 
 
@@ -100,6 +104,7 @@ def crm_runner(
             crm_settings.judge,
             timeout=crm_settings.agent_timeout,
             prices=price_table(crm_settings.agent_prices),
+            cache_dir=crm_settings.agent_cache,
         )
     options = RunOptions(
         max_calls_per_turn=crm_settings.max_calls,
