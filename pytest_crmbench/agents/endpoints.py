@@ -33,6 +33,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_crmbench.agents.response_cache import forget_caches
+
 #: A Retry-After longer than this pauses the endpoint only this long (the calls that
 #: cannot wait give up at once anyway; a stale pause must not outlive a test server).
 MAX_PAUSE_S = 300.0
@@ -275,7 +277,9 @@ def shared_client_count() -> int:
 
 
 def close_shared_clients() -> None:
-    """Close every shared client and forget pauses and limiters (end of the process)."""
+    """End of a session: close every shared client, forget pauses and limiters, and start
+    the response caches' occurrence counts over (a next in-process session replays)."""
+    forget_caches()
     with _lock:
         clients = list(_clients.values())
         _clients.clear()

@@ -109,3 +109,9 @@ def open_cache(directory: str | os.PathLike[str]) -> ResponseCache:
         if cache is None:
             cache = _caches[key] = ResponseCache(key)
         return cache
+
+
+def forget_caches() -> None:
+    """Start the occurrence counts over (a new session replays from the first entry)."""
+    with _caches_lock:
+        _caches.clear()
