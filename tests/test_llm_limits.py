@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from plugin_support.project import MEMORY, load_report, make_project
 
 from pytest_crmbench.agents import endpoints
 from pytest_crmbench.agents.base import AgentUnavailable
@@ -25,7 +26,13 @@ from pytest_crmbench.agents.claude import ClaudeAgent
 from pytest_crmbench.agents.endpoints import Pacer, close_shared_clients
 from pytest_crmbench.agents.llm import LLMAgent, RetryPolicy
 from pytest_crmbench.agents.openai_agent import OpenAIAgent
-from pytest_crmbench.fakemodel import FakeModelServer, FaultConfig, ScriptedPolicy
+from pytest_crmbench.fakemodel import (
+    FakeModelServer,
+    FaultConfig,
+    RouterPolicy,
+    ScriptedPolicy,
+    load_oracle,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENAI_ADMIN_KEY")
@@ -280,3 +287,25 @@ def test_tpm_corrects_the_estimate_with_the_reported_usage(flavor: str) -> None:
     # One token per second: the next slot is `used` seconds on (plus the call's own
     # start-up time, which only a stalled machine makes longer than a fraction of that).
     assert after - before == pytest.approx(used, abs=3.0)
+
+
+# == the options =======================================================================
+def test_limits_from_the_ini_reach_the_agents(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(pytester, conversations=["CONV-0001", "CONV-0003"], golden=False, agents=False)
+    pytester.makeini("[pytest]\ncrmbench_agent_rpm = 150\ncrmbench_agent_max_connections = 1\n")
+    oracle = load_oracle([str(pytester.path / "cases" / "conversations.jsonl")], [])
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    with FakeModelServer(RouterPolicy(oracle), record=True) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
+        result = pytester.runpytest_subprocess(
+            *MEMORY, "--agent", "claude", "--json-report", "--json-report-file=r.json"
+        )
+        times = [t for t, _ in arrivals(server)]
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    settings = load_report(pytester.path / "r.json")["crmbench"]["settings"]
+    assert (settings["agent_rpm"], settings["agent_max_connections"]) == (150, 1)
+    assert settings["agent_tpm"] is None and settings["agent_cache"] is None
+    assert len(times) >= 4
+    assert times[-1] - times[0] >= (len(times) - 2) * 60 / 150  # spaced by the rpm
