@@ -83,6 +83,10 @@ def agent_settings(settings: Settings) -> dict[str, Any]:
         "timeout": settings.agent_timeout,
         "memory": settings.agent_memory,
         "frozen": settings.agent_frozen,
+        "rpm": settings.agent_rpm,
+        "tpm": settings.agent_tpm,
+        "max_connections": settings.agent_max_connections,
+        "cache_dir": settings.agent_cache,
     }
 
 
@@ -108,6 +112,7 @@ def build_runner(
             settings.judge,
             timeout=settings.agent_timeout,
             prices=price_table(settings.agent_prices),
+            cache_dir=settings.agent_cache,
         )
     options = RunOptions(
         max_calls_per_turn=settings.max_calls,

@@ -52,6 +52,32 @@ OPTIONS: tuple[Opt, ...] = (
         '{"model": {"input": .., "output": .., "cache_read": .., "cache_write": ..}} '
         "(USD per million tokens)",
     ),
+    Opt(
+        "--agent-rpm",
+        None,
+        "requests per minute to the model, for the whole process (evenly spaced; default: "
+        "no limit)",
+        int,
+    ),
+    Opt(
+        "--agent-tpm",
+        None,
+        "tokens per minute to the model, for the whole process (estimated before a request, "
+        "corrected by the reported usage; default: no limit)",
+        int,
+    ),
+    Opt(
+        "--agent-max-connections",
+        None,
+        "most requests in flight to the model at once, for the whole process (default: no limit)",
+        int,
+    ),
+    Opt(
+        "--agent-cache",
+        None,
+        "directory of cached model responses, keyed by the full request: a re-run of the "
+        "same agent on the same data makes no model call (never stores API keys)",
+    ),
     Opt("--crm-backend", "postgres", "CRM store", choices=("postgres", "memory")),
     Opt(
         "--crm-postgres",
@@ -222,6 +248,10 @@ class Settings:
     agent_max_tokens: int
     agent_timeout: float
     agent_prices: str | None
+    agent_rpm: int | None
+    agent_tpm: int | None
+    agent_max_connections: int | None
+    agent_cache: str | None
     backend: str
     postgres: str
     postgres_image: str | None
@@ -298,6 +328,11 @@ class Settings:
         bounded("--agent-temperature", self.agent_temperature, 0, 2)
         bounded("--agent-max-tokens", self.agent_max_tokens, 1, None)
         bounded("--agent-timeout", self.agent_timeout, 0.001, None)
+        bounded("--agent-rpm", self.agent_rpm, 1, None)
+        bounded("--agent-tpm", self.agent_tpm, 1, None)
+        bounded("--agent-max-connections", self.agent_max_connections, 1, None)
+        if self.agent_cache and Path(self.agent_cache).is_file():
+            out.append(f"--agent-cache: {self.agent_cache} is a file, not a directory")
         bounded("--crm-stop-after-errors", self.stop_after_errors, 0, None)
         bounded("--crm-window", self.window, 1, None)
         mode = self.postgres

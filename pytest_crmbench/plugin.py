@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_crmbench.agents.base import AgentUnavailable
+from pytest_crmbench.agents.endpoints import close_shared_clients
 from pytest_crmbench.agents.judge import make_judge
 from pytest_crmbench.agents.loading import AgentLoadError, make_agent, resolve_agent_factory
 from pytest_crmbench.agents.pricing import PriceError, price_table
@@ -262,6 +263,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
         state.stop()
+    close_shared_clients()  # the model API clients every agent of this process shared
 
 
 # == collection ======================================================================

@@ -64,6 +64,11 @@ class Usage:
     model_calls: int = 0
     latency_s: float = 0.0  # wall time spent in model API calls (retries and waits included)
     retries: int = 0  # failed API attempts that were retried (by the SDK or the agent)
+    # --agent-cache: replies replayed from the cache (no model call, no cost), replies
+    # asked of the model with the cache on, and what the replayed ones cost when recorded.
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_saved_usd: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -72,13 +72,13 @@ class AnthropicBackend(Backend):
             for t in catalog
         ]
 
-    def _create(
+    def build_request(
         self,
         system: str,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         tool_choice: ToolChoice,
-    ) -> Any:
+    ) -> dict[str, Any]:
         block: dict[str, Any] = {"type": "text", "text": system}
         if self.cache:
             block["cache_control"] = EPHEMERAL
@@ -93,13 +93,16 @@ class AnthropicBackend(Backend):
             kwargs["tool_choice"] = {"type": tool_choice}
         if self.cache:
             kwargs["cache_control"] = EPHEMERAL
+        return kwargs
+
+    def _send(self, request: dict[str, Any]) -> Any:
         if not self._deprecation_shown:
             # The SDK warns on every call of a retiring model; once per process is enough.
             AnthropicBackend._deprecation_shown = True
-            return self.client.messages.create(**kwargs)
+            return self.client.messages.create(**request)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", r"The model .* is deprecated", DeprecationWarning)
-            return self.client.messages.create(**kwargs)
+            return self.client.messages.create(**request)
 
     def _parse(self, raw: Any) -> ModelReply:
         texts: list[str] = []

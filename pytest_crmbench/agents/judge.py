@@ -19,10 +19,17 @@ Judge tokens and cost are recorded apart from the agent's (``judge_input_tokens`
 ``judge_cost_usd``, ``judge_calls``). The key and base URL come from the provider's
 environment variables (``OPENAI_API_KEY``/``OPENAI_BASE_URL``,
 ``ANTHROPIC_API_KEY``/``ANTHROPIC_BASE_URL``).
+
+With ``--agent-cache DIR`` the judge's answers are cached too (``judge_cache_hits``,
+``judge_cache_misses``, ``judge_cache_saved_usd``). Its data token is then derived from
+the data (a digest of the request, the reply and the calls) instead of drawn at random,
+so the same turn makes the same prompt: a reply still cannot know its own block's token,
+which depends on the reply itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -108,6 +115,13 @@ def build_prompt(
     return "\n".join(parts)
 
 
+def data_token(user: str, reply: str, rubric: str, calls: Sequence[Mapping[str, Any]]) -> str:
+    """A data token fixed by the data itself (for cached judging): the reply would have
+    to contain a digest of itself to close its own block."""
+    text = json.dumps([JUDGE_MARKER, user, reply, rubric, _calls_data(calls)], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
@@ -168,6 +182,7 @@ class LLMJudge:
         max_tokens: int = 400,
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         backend_class: type[Backend]
         if provider == "anthropic":
@@ -191,6 +206,7 @@ class LLMJudge:
             retry=retry,
             prices=prices,
             cache=False,
+            cache_dir=cache_dir,
         )
 
     @property
@@ -221,7 +237,11 @@ class LLMJudge:
     ) -> dict[str, Any]:
         """The judge check of one turn (plain JSON): status, passed, score, reasons, usage."""
         usage = _empty_usage()
-        prompt = build_prompt(user, reply, rubric, calls, secrets.token_hex(8))
+        cached = self.backend.responses is not None
+        if cached:
+            usage.update(judge_cache_hits=0, judge_cache_misses=0, judge_cache_saved_usd=0.0)
+        token = data_token(user, reply, rubric, calls) if cached else secrets.token_hex(8)
+        prompt = build_prompt(user, reply, rubric, calls, token)
         history: list[dict[str, Any]] = []
         self.backend.add_user(history, prompt)
         try:
@@ -240,8 +260,14 @@ class LLMJudge:
             judge_cache_read_tokens=u.cache_read_tokens,
             judge_cache_write_tokens=u.cache_write_tokens,
             judge_cost_usd=u.cost_usd,
-            judge_calls=1,
+            judge_calls=u.model_calls,
         )
+        if cached:
+            usage.update(
+                judge_cache_hits=u.cache_hits,
+                judge_cache_misses=u.cache_misses,
+                judge_cache_saved_usd=u.cache_saved_usd,
+            )
         try:
             goal, process, reason = parse_judgement(answer.text)
         except JudgeError as exc:
@@ -287,6 +313,7 @@ def make_judge(
     timeout: float = 60.0,
     prices: PriceTable | None = None,
     retry: RetryPolicy | None = None,
+    cache_dir: str | None = None,
 ) -> LLMJudge | None:
     """``none`` → None; ``openai:MODEL`` / ``anthropic:MODEL`` (MODEL optional) → a judge."""
     text = (spec or "none").strip()
@@ -296,4 +323,6 @@ def make_judge(
     provider = {"claude": "anthropic"}.get(provider.lower(), provider.lower())
     if provider not in ("openai", "anthropic"):
         raise ValueError(f"--crm-judge must be none, openai:MODEL or anthropic:MODEL, not {text!r}")
-    return LLMJudge(provider, model or None, timeout=timeout, prices=prices, retry=retry)
+    return LLMJudge(
+        provider, model or None, timeout=timeout, prices=prices, retry=retry, cache_dir=cache_dir
+    )

@@ -19,7 +19,13 @@ classify its SDK's exceptions; :class:`LLMAgent` runs the conversation on top of
   ``Retry-After``, bounded by a number of attempts and a time budget. Whatever is left
   (auth, bad request, context overflow, persistent outage) raises
   :class:`~pytest_crmbench.agents.base.AgentUnavailable` with a redacted reason: the
-  item becomes a pytest *error*, not a failure.
+  item becomes a pytest *error*, not a failure;
+* shared per process (:mod:`~pytest_crmbench.agents.endpoints`): one SDK client per
+  endpoint and credentials, the ``--agent-rpm``/``--agent-tpm``/``--agent-max-connections``
+  limits, and the pause a 429 with Retry-After puts on every caller of the endpoint;
+* ``--agent-cache DIR`` (:mod:`~pytest_crmbench.agents.response_cache`): a reply stored
+  under the hash of its full request is replayed — no request, ``model_calls`` 0, cost 0,
+  ``cache_hits`` 1 and ``cache_saved_usd`` what it cost at today's prices.
 
 The SDKs are imported only when a client is first needed.
 """
@@ -36,8 +42,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from pytest_crmbench.agents import endpoints
 from pytest_crmbench.agents.base import AgentUnavailable, Briefing, ToolHandle, ToolResult, Usage
+from pytest_crmbench.agents.endpoints import (
+    CallContext,
+    Limits,
+    fingerprint,
+    model_call,
+    parse_retry_after,
+)
 from pytest_crmbench.agents.pricing import PriceTable, price_table
+from pytest_crmbench.agents.response_cache import ResponseCache, open_cache
 
 T = TypeVar("T")
 ToolChoice = Literal["auto", "none"]
@@ -158,23 +173,6 @@ def call_with_retries(
         sleep(delay)
 
 
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds) headers, if any."""
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            return float(ms) / 1000
-    except (TypeError, ValueError):
-        pass
-    try:
-        value = headers.get("retry-after")
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 # == model replies ===================================================================
 @dataclass
 class ToolCall:
@@ -185,6 +183,9 @@ class ToolCall:
     args: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     raw_args: Any = None  # what the model sent, for the history
+
+
+TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
 @dataclass
@@ -235,11 +236,19 @@ def add_usage(total: Usage, part: Usage) -> None:
     total.model_calls += part.model_calls
     total.latency_s += part.latency_s
     total.retries += part.retries
+    total.cache_hits += part.cache_hits
+    total.cache_misses += part.cache_misses
+    total.cache_saved_usd += part.cache_saved_usd
 
 
 # == provider backends ===============================================================
 class Backend(ABC):
-    """One provider API: client, request format, replies, exception classification."""
+    """One provider API: client, request format, replies, exception classification.
+
+    The SDK client, the limits and the 429 pauses are shared by every backend of the
+    process that talks to the same endpoint (see :mod:`~pytest_crmbench.agents.endpoints`);
+    a backend itself holds only its settings, so one per conversation is cheap.
+    """
 
     provider: str = ""
     key_env: str = ""
@@ -258,6 +267,8 @@ class Backend(ABC):
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
         cache: bool = True,
+        limits: Limits | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         self.model = model or self.default_model
         self.base_url = base_url or os.environ.get(self.base_url_env) or None
@@ -268,7 +279,9 @@ class Backend(ABC):
         self.retry = retry or RetryPolicy()
         self.prices = prices or price_table()
         self.cache = cache
-        self._client: Any = None
+        self.limits = limits or Limits()
+        self.cache_dir = cache_dir
+        self.responses: ResponseCache | None = open_cache(cache_dir) if cache_dir else None
         self._http: Any = None
         self._rng = random.Random()
         self.http_requests = 0  # every HTTP request sent (SDK retries included)
@@ -282,33 +295,40 @@ class Backend(ABC):
         if not self.has_key():
             raise AgentUnavailable(missing_key_message(self.key_env, agent_name))
 
+    def secrets(self) -> list[str | None]:
+        """Every credential this backend may send: kept out of keys, caches and messages."""
+        return [self._api_key, *(os.environ.get(name) for name in SECRET_ENV_VARS)]
+
+    def client_key(self) -> tuple[Any, ...]:
+        """What makes two backends share one SDK client (credentials only as a digest)."""
+        return (
+            self.provider,
+            self.base_url or "",
+            fingerprint(*self.secrets()),
+            self.timeout,
+            self.retry.sdk_max_retries,
+        )
+
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
+        """The process's SDK client for this endpoint and these credentials."""
+        return endpoints.shared_client(self.client_key(), self._make_client)
 
     @abstractmethod
     def _make_client(self) -> Any: ...
 
+    @property
+    def endpoint(self) -> endpoints.Endpoint:
+        return endpoints.endpoint(self.provider, self.base_url)
+
     def http_hooks(self) -> dict[str, list[Callable[[Any], None]]]:
-        return {"request": [self._on_request], "response": [self._on_response]}
-
-    def _on_request(self, request: Any) -> None:
-        self.http_requests += 1
-
-    def _on_response(self, response: Any) -> None:
-        """A Retry-After longer than the cap: tell the SDK not to wait; we decide."""
-        wait = parse_retry_after(response.headers)
-        if wait is not None and wait > self.retry.sdk_retry_after_cap_s:
-            response.headers["x-should-retry"] = "false"
+        """The shared client's event hooks: limits and pauses of this endpoint."""
+        return endpoints.hooks_for(self.endpoint)
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            close = getattr(client, "close", None)
-            if callable(close):
-                close()
+        """Nothing to release: the client is shared (closed at the end of the process by
+        :func:`~pytest_crmbench.agents.endpoints.close_shared_clients`)."""
+        return None
 
     def public_settings(self) -> dict[str, Any]:
         """What may be reported (never the key)."""
@@ -324,17 +344,28 @@ class Backend(ABC):
                 "sdk_max_retries": self.retry.sdk_max_retries,
                 "budget_s": self.retry.budget_s,
             },
+            "limits": {
+                "rpm": self.limits.rpm,
+                "tpm": self.limits.tpm,
+                "max_connections": self.limits.max_connections,
+            },
+            "response_cache": self.cache_dir,
         }
 
     # -- one model call ----------------------------------------------------------------
     @abstractmethod
-    def _create(
+    def build_request(
         self,
         system: str,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         tool_choice: ToolChoice,
-    ) -> Any:
+    ) -> dict[str, Any]:
+        """The SDK call's keyword arguments: the full request (no credentials), which is
+        also what the response cache is keyed on."""
+
+    @abstractmethod
+    def _send(self, request: dict[str, Any]) -> Any:
         """Send one request through the SDK (no retries of our own)."""
 
     @abstractmethod
@@ -352,27 +383,114 @@ class Backend(ABC):
         tools: list[dict[str, Any]] | None = None,
         tool_choice: ToolChoice = "auto",
     ) -> ModelReply:
-        """One model call with retries; usage carries tokens, cost, latency, retries."""
+        """One model call with retries; usage carries tokens, cost, latency, retries.
+
+        With a response cache: a stored reply is replayed (no request, no cost) and a new
+        one is stored."""
+        started = time.perf_counter()
+        request = self.build_request(system, messages, tools, tool_choice)
+        key = self.responses.key(self.provider, request) if self.responses else None
+        if self.responses is not None and key is not None:
+            replayed = self._replay(self.responses.get(key))
+            if replayed is not None:
+                replayed.usage.latency_s = time.perf_counter() - started
+                return replayed
         try:  # built (and the SDK imported) outside the timing
             self.client  # noqa: B018
         except Exception as exc:
             what = f"cannot set up the {self.provider} client"
             raise AgentUnavailable(self.reason(what, exc)) from None
-        sent_before = self.http_requests
         started = time.perf_counter()
-        raw = call_with_retries(
-            lambda: self._create(system, messages, tools, tool_choice),
-            self.classify,
-            self.retry,
-            rng=self._rng,
+        limiter = endpoints.limiter(self.provider, self.base_url, self.model, self.limits)
+        call = CallContext(
+            limiter=limiter,
+            deadline=time.monotonic() + self.retry.budget_s,
+            retry_after_cap_s=self.retry.sdk_retry_after_cap_s,
         )
+        try:
+            with model_call(call):
+                raw = call_with_retries(
+                    lambda: self._attempt(call, request), self.classify, self.retry, rng=self._rng
+                )
+        finally:
+            self.http_requests += call.requests
         reply = self._parse(raw)
         usage = reply.usage
         usage.model_calls = 1
         usage.latency_s = time.perf_counter() - started
-        usage.retries = max(0, self.http_requests - sent_before - 1)
+        usage.retries = max(0, call.requests - 1)
         usage.cost_usd = self.cost(usage)
+        if limiter is not None and limiter.tpm is not None:  # the estimate → what was used
+            used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
+            limiter.tpm.adjust(used - call.estimate)
+        if self.responses is not None and key is not None:
+            usage.cache_misses = 1
+            self.responses.put(key, self._entry(reply), self.secrets())
         return reply
+
+    def _attempt(self, call: CallContext, request: dict[str, Any]) -> Any:
+        """One attempt of ours (the SDK may retry inside it) — not when the endpoint is
+        paused for longer than the retry budget has left."""
+        paused = self.endpoint.remaining()
+        left = (call.deadline or 0.0) - time.monotonic()
+        if paused > 0 and paused > left:
+            raise AgentUnavailable(
+                f"{self.provider} API rate limited: the endpoint asked every caller to wait "
+                f"{paused:.1f} s more, beyond the retry budget ({self.retry.budget_s:g} s)"
+            )
+        try:
+            return self._send(request)
+        finally:
+            call.release()  # a request that failed without an answer frees its slot
+
+    # -- the response cache ------------------------------------------------------------
+    def _entry(self, reply: ModelReply) -> dict[str, Any]:
+        u = reply.usage
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "reply": {
+                "text": reply.text,
+                "calls": [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "args": c.args,
+                        "error": c.error,
+                        "raw_args": c.raw_args,
+                    }
+                    for c in reply.calls
+                ],
+                "usage": {
+                    "input_tokens": u.input_tokens,
+                    "output_tokens": u.output_tokens,
+                    "cache_read_tokens": u.cache_read_tokens,
+                    "cache_write_tokens": u.cache_write_tokens,
+                },
+                "stop_reason": reply.stop_reason,
+            },
+        }
+
+    def _replay(self, entry: dict[str, Any] | None) -> ModelReply | None:
+        """A stored reply as a fresh ModelReply (None when the entry is not usable)."""
+        if entry is None:
+            return None
+        try:
+            data = entry["reply"]
+            calls = [
+                ToolCall(
+                    str(c["id"]), str(c["name"]), dict(c["args"]), c["error"], c.get("raw_args")
+                )
+                for c in data["calls"]
+            ]
+            recorded = {k: int(data["usage"][k]) for k in TOKEN_KEYS}
+            text = str(data["text"])
+            stop = data.get("stop_reason")
+        except (KeyError, TypeError, ValueError):
+            return None
+        usage = Usage(**recorded, cache_hits=1)
+        usage.cache_saved_usd = self.cost(usage)
+        return ModelReply(text, calls, usage, None if stop is None else str(stop))
 
     @abstractmethod
     def cost(self, usage: Usage) -> float: ...
@@ -439,6 +557,10 @@ class LLMAgent:
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
         cache: bool = True,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_connections: int | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         if max_model_calls < 1:
             raise ValueError("max_model_calls must be at least 1")
@@ -452,6 +574,8 @@ class LLMAgent:
             retry=retry,
             prices=prices,
             cache=cache,
+            limits=Limits(rpm, tpm, max_connections),
+            cache_dir=cache_dir,
         )
         self.max_model_calls = max_model_calls
         self._system = ""

@@ -82,13 +82,13 @@ class OpenAIBackend(Backend):
             for t in catalog
         ]
 
-    def _create(
+    def build_request(
         self,
         system: str,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         tool_choice: ToolChoice,
-    ) -> Any:
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "system", "content": system}, *messages],
@@ -104,7 +104,10 @@ class OpenAIBackend(Backend):
             kwargs["tool_choice"] = tool_choice
             if self.parallel_tool_calls is not None and tool_choice != "none":
                 kwargs["parallel_tool_calls"] = self.parallel_tool_calls
-        return self.client.chat.completions.create(**kwargs)
+        return kwargs
+
+    def _send(self, request: dict[str, Any]) -> Any:
+        return self.client.chat.completions.create(**request)
 
     def _parse(self, raw: Any) -> ModelReply:
         choices = raw.choices or []

@@ -159,6 +159,10 @@ class PlaybookAgent:
         frozen: bool = False,
         playbook: Playbook | None = None,
         inner: LLMAgent | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_connections: int | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         self.inner = inner or self.inner_class(
             model=model,
@@ -166,6 +170,10 @@ class PlaybookAgent:
             temperature=temperature,
             max_tokens=max_tokens,
             timeout=timeout,
+            rpm=rpm,
+            tpm=tpm,
+            max_connections=max_connections,
+            cache_dir=cache_dir,
         )
         self.name = f"playbook:{self.inner.name}"
         self.memory = Path(memory) if memory else None

@@ -85,6 +85,8 @@ class Stats:
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
     first_request_at: float | None = None  # time.monotonic() of the first request
     last_answer_at: float | None = None  # … and of the last answer delivered
+    in_flight: int = 0  # requests being handled (received, answer not yet sent)
+    max_in_flight: int = 0  # the most at any moment
 
     def add_usage(self, role: str, usage: dict[str, int], sign: int = 1) -> None:
         total = self.usage.setdefault(
@@ -109,6 +111,8 @@ class Stats:
             "usage": {k: dict(v) for k, v in self.usage.items()},
             "first_request_at": self.first_request_at,
             "last_answer_at": self.last_answer_at,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
         }
 
 
@@ -143,6 +147,9 @@ class FakeModelServer:
         self.max_context_tokens = max_context_tokens
         self.record = record
         self.requests: list[FakeRequest] = []
+        # With ``record``: (time.monotonic() of arrival, outcome) of every request, where
+        # the outcome is "ok", a fault kind or an HTTP status.
+        self.timeline: list[tuple[float, str]] = []
         self.stats = Stats()
         self._log = log
         self._lock = threading.Lock()
@@ -207,6 +214,7 @@ class FakeModelServer:
     def reset_stats(self) -> None:
         with self._lock:
             self.stats = Stats()
+            self.timeline.clear()
 
     # -- handling ----------------------------------------------------------------------
     def _draw_fault(self, raw: bytes, role: str, req: FakeRequest) -> str | None:
@@ -234,7 +242,26 @@ class FakeModelServer:
         return kind
 
     def handle(self, path: str, raw: bytes, headers: Any) -> tuple[int, dict[str, str], Any]:
-        """(status, extra headers, JSON body); body None = drop the connection."""
+        """(status, extra headers, JSON body); body None = drop the connection.
+
+        Counted in flight from arrival until the answer is ready (before it is sent, so a
+        client that has read an answer never finds its request still counted)."""
+        arrived = time.monotonic()
+        with self._lock:
+            self.stats.in_flight += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        outcome = "error"
+        try:
+            status, extra, body = self._handle(path, raw, headers)
+            outcome = "dropped" if body is None else "ok" if status == 200 else str(status)
+            return status, extra, body
+        finally:
+            with self._lock:
+                self.stats.in_flight -= 1
+                if self.record:
+                    self.timeline.append((arrived, outcome))
+
+    def _handle(self, path: str, raw: bytes, headers: Any) -> tuple[int, dict[str, str], Any]:
         api: Api = "anthropic" if path.rstrip("/").endswith("/messages") else "openai"
         with self._lock:
             self.stats.requests += 1

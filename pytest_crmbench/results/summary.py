@@ -144,6 +144,11 @@ def summarize(all_results: Sequence[ItemResult], *, window: int = 50) -> dict[st
         "cost_usd": round(float(usage.get("cost_usd", 0.0)), 6),
         "model_calls": int(usage.get("model_calls", 0)),
         "retries": int(usage.get("retries", 0)),
+        # --agent-cache: replies replayed (no model call, no cost), asked of the model,
+        # and what the replayed ones cost when they were recorded.
+        "cache_hits": int(usage.get("cache_hits", 0)),
+        "cache_misses": int(usage.get("cache_misses", 0)),
+        "cache_saved_usd": round(float(usage.get("cache_saved_usd", 0.0)), 6),
         "environment": {
             **_counts(environment),
             "skipped": sum(r["outcome"] == "skipped" for r in environment),
@@ -168,7 +173,7 @@ def summarize(all_results: Sequence[ItemResult], *, window: int = 50) -> dict[st
     }
     # The judge's and the learner's own tokens and cost, counted apart from the agent's.
     for key in sorted(k for k in usage if k.startswith(("judge_", "learning_"))):
-        summary[key] = round(usage[key], 6) if "cost" in key else int(usage[key])
+        summary[key] = round(usage[key], 6) if key.endswith("_usd") else int(usage[key])
     curve = learning_curve(results, window)
     if curve is not None:
         summary["learning_curve"] = curve

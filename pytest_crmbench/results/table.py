@@ -90,6 +90,11 @@ def render_summary(summary: dict[str, Any], *, agent: str, store: str) -> list[s
             f"model calls: {s.get('model_calls', 0)} ({s.get('retries', 0)} retries)   "
             f"cost: ${s['cost_usd']:.4f}"
         )
+    if s.get("cache_hits") or s.get("cache_misses"):
+        lines.append(
+            f"  response cache: {s['cache_hits']} hits / {s.get('cache_misses', 0)} misses   "
+            f"saved: ${s.get('cache_saved_usd', 0.0):.4f}"
+        )
     slow = [x for x in s.get("slowest", []) if x.get("duration_s")]
     if slow:
         lines.append(
