@@ -274,3 +274,32 @@ def test_an_unreachable_agent_stops_a_concurrent_run_as_a_serial_one(
         "--crm-stop-after-errors=0",
     )
     resumed.assert_outcomes(errors=12)
+
+
+def test_the_claude_agent_in_flight_shares_one_client_and_overlaps_its_requests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real Anthropic SDK against the fake server: the same verdicts as a
+    serial run, requests of several conversations at the server at once."""
+    from pytest_crmbench.fakemodel import FakeModelServer, RouterPolicy, load_oracle
+
+    make_project(pytester, golden=False, agents=False)
+    oracle = load_oracle([str(pytester.path / "cases" / "conversations.jsonl")], [])
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key-inflight")
+    with FakeModelServer(RouterPolicy(oracle), latency=0.05) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
+        agent = ("--agent", "claude")
+        serial = _run(pytester, *MEMORY, *agent, results="serial.jsonl", subprocess=True)
+        assert server.stats_dict()["max_in_flight"] == 1
+        server.reset_stats()
+        inflight = _run(
+            pytester,
+            *MEMORY,
+            *agent,
+            "--crm-concurrency=6",
+            results="inflight.jsonl",
+            subprocess=True,
+        )
+        assert 2 <= server.stats_dict()["max_in_flight"] <= 6
+    assert {r["passed"] for r in serial} == {True}
+    assert [_verdict(r) for r in inflight] == [_verdict(r) for r in serial]

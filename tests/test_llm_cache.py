@@ -304,16 +304,18 @@ def test_a_rerun_with_the_cache_makes_no_model_call_and_the_same_verdicts(
         replayed = server.stats_dict()["requests"]
         third = run("third.json", "-p", "xdist", "-n", "2")  # other processes, same entries
         with_xdist = server.stats_dict()["requests"]
-    s1, s2, s3 = (r["crmbench"]["summary"] for r in (first, second, third))
+        fourth = run("fourth.json", "--crm-concurrency=4")  # conversations in flight
+        in_flight = server.stats_dict()["requests"]
+    s1, s2, s3, s4 = (r["crmbench"]["summary"] for r in (first, second, third, fourth))
     assert asked > 0 and s1["model_calls"] == s1["cache_misses"] == asked
     assert s1["cache_hits"] == 0 and s1["cache_saved_usd"] == 0
-    assert replayed == 0 and with_xdist == 0
-    for s in (s2, s3):
+    assert replayed == 0 and with_xdist == 0 and in_flight == 0
+    for s in (s2, s3, s4):
         assert s["model_calls"] == 0 and s["cost_usd"] == 0 and s["cache_misses"] == 0
         assert s["cache_hits"] == asked
         assert s["cache_saved_usd"] == pytest.approx(s1["cost_usd"], abs=1e-6)
         assert (s["input_tokens"], s["output_tokens"]) == (s1["input_tokens"], s1["output_tokens"])
-    assert verdicts(first) == verdicts(second) == verdicts(third)
+    assert verdicts(first) == verdicts(second) == verdicts(third) == verdicts(fourth)
     assert set(verdicts(first)) == set(CONVERSATIONS)
     stored = entries(cache)
     assert len(stored) == asked
