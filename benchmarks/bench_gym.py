@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"bench_gym: {exc}; install the extra: pip install -e '.[gym]'", file=sys.stderr)
         return 2
-    from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent, ScriptTurn
+    from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent, reference_script
     from pytest_crmbench.crm.catalog import agent_catalog
     from pytest_crmbench.dataset.model import Conversation
 
@@ -82,17 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def replay(conv: Conversation) -> ReplayAgent:
         agent = ReplayAgent()
-        agent.receive_script(
-            conv.id,
-            [
-                ScriptTurn(
-                    [{"tool": c.tool, "args": c.args} for c in t.expected_calls],
-                    t.reply.must_mention,
-                    t.expect == "failure",
-                )
-                for t in conv.turns
-            ],
-        )
+        agent.receive_script(conv.id, reference_script(conv))
         return agent
 
     def play_replay() -> int:

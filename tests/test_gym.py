@@ -23,7 +23,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
 import pytest_crmbench.gym as crm_gym
-from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent, ScriptTurn
+from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent, reference_script
 from pytest_crmbench.dataset.model import Conversation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,17 +34,7 @@ TIMINGS = {"duration_s", "harness_s", "agent_s", "ms"}
 def replay(conv: Conversation) -> ReplayAgent:
     """The reference agent, handed its script as the runner hands it to the oracle."""
     agent = ReplayAgent()
-    agent.receive_script(
-        conv.id,
-        [
-            ScriptTurn(
-                [{"tool": c.tool, "args": c.args} for c in t.expected_calls],
-                t.reply.must_mention,
-                t.expect == "failure",
-            )
-            for t in conv.turns
-        ],
-    )
+    agent.receive_script(conv.id, reference_script(conv))
     return agent
 
 

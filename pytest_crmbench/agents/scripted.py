@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_crmbench.agents.base import Briefing, ToolHandle
+from pytest_crmbench.dataset.model import Conversation
 from pytest_crmbench.dataset.refs import resolve
 
 
@@ -37,6 +38,18 @@ class ScriptTurn:
         self.calls = list(calls)  # [{"tool": ..., "args": ... (may hold {{turn_N.x}} refs)}]
         self.facts = list(facts)
         self.expect_failure = expect_failure
+
+
+def reference_script(conv: Conversation) -> list[ScriptTurn]:
+    """A conversation's reference, turn by turn, as the oracle is handed it."""
+    return [
+        ScriptTurn(
+            [{"tool": c.tool, "args": c.args} for c in t.expected_calls],
+            t.reply.must_mention,
+            t.expect == "failure",
+        )
+        for t in conv.turns
+    ]
 
 
 class ScriptedOracle:

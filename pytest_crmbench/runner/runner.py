@@ -35,7 +35,7 @@ from pytest_crmbench.agents.base import (
 )
 from pytest_crmbench.agents.judge import LLMJudge
 from pytest_crmbench.agents.prompt import build_system_prompt
-from pytest_crmbench.agents.scripted import ScriptedOracle, ScriptTurn
+from pytest_crmbench.agents.scripted import ScriptedOracle, reference_script
 from pytest_crmbench.crm.catalog import agent_catalog
 from pytest_crmbench.crm.clock import DeterministicIds, FixedClock
 from pytest_crmbench.crm.entities import BY_TABLE, LOAD_ORDER
@@ -268,17 +268,7 @@ class Runner:
         oracle = isinstance(agent, ScriptedOracle)
         reports_usage = isinstance(agent, ReportsUsage)  # once: protocol checks are slow
         if isinstance(agent, ScriptedOracle):  # the built-in oracle: an internal channel
-            agent.receive_script(
-                conv.id,
-                [
-                    ScriptTurn(
-                        [{"tool": c.tool, "args": c.args} for c in t.expected_calls],
-                        t.reply.must_mention,
-                        t.expect == "failure",
-                    )
-                    for t in conv.turns
-                ],
-            )
+            agent.receive_script(conv.id, reference_script(conv))
         self._guard(agent.start, briefing)
         while not session.done:
             handle = session.open_turn()
