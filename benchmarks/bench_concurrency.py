@@ -49,7 +49,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_scaling import REPO, make_project  # the same throw-away project
+
 SETTINGS: tuple[tuple[str, int, int], ...] = (
     ("serial", 0, 1),
     ("c32", 0, 32),
@@ -57,18 +58,6 @@ SETTINGS: tuple[tuple[str, int, int], ...] = (
 )
 TARGETS = {"c32": 20.0, "n2c16": 30.0}
 MEMORY_TARGET_MB = 600.0
-
-
-def make_project(root: Path, dataset: Path, count: int) -> list[Any]:
-    from pytest_crmbench.dataset.loader import load_dataset
-
-    lines = [ln for ln in dataset.read_text(encoding="utf-8").splitlines() if ln.strip()][:count]
-    cases = root / "cases"
-    cases.mkdir(parents=True)
-    shutil.copy(REPO / "cases" / "test_conversations.py", cases / "test_conversations.py")
-    (cases / "conversations.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (root / "conftest.py").write_text('"""bench project"""\n', encoding="utf-8")
-    return list(load_dataset([cases / "conversations.jsonl"]).conversations)
 
 
 # == peak memory of a process tree ===================================================

@@ -17,11 +17,17 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_support.llm import (  # noqa: F401  (fixtures)
+    KEY_VARS,
+    complete,
+    flavor_fixture,
+    isolated_llm,
+    make_llm_agent,
+)
 from plugin_support.project import MEMORY, load_report, make_project, metadata
 
 from pytest_crmbench.agents.base import AgentUnavailable
@@ -41,7 +47,6 @@ from pytest_crmbench.fakemodel import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
-KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENAI_ADMIN_KEY")
 FAKE_KEY = "sk-test-not-a-real-key-cache-0005"
 CONVERSATIONS = ("CONV-0001", "CONV-0003", "CONV-0004", "CONV-0006", "CONV-0008")
 REQUEST: dict[str, Any] = {
@@ -54,32 +59,12 @@ REQUEST: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in (*KEY_VARS, "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    close_shared_clients()  # also starts the caches' occurrence counts over
-    yield
-    close_shared_clients()
-
-
-@pytest.fixture(params=["claude", "openai"])
-def flavor(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def make_agent(flavor: str, server: FakeModelServer, **kwargs: Any) -> LLMAgent:
-    kwargs.setdefault("timeout", 10.0)
-    kwargs.setdefault("api_key", FAKE_KEY)
-    if flavor == "claude":
-        return ClaudeAgent(base_url=server.anthropic_base_url, **kwargs)
-    return OpenAIAgent(base_url=server.openai_base_url, **kwargs)
+    return make_llm_agent(flavor, server, FAKE_KEY, **kwargs)
 
 
 def ask(agent: LLMAgent, text: str = "Hello") -> Any:
-    history: list[dict[str, Any]] = []
-    agent.backend.add_user(history, text)
-    return agent.backend.complete("You are a test.", history, None, "auto")
+    return complete(agent, text)
 
 
 def entries(root: Path) -> list[Path]:

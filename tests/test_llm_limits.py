@@ -14,18 +14,23 @@ bounds on gaps: a loaded machine may be slower, never faster.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from plugin_support.llm import (  # noqa: F401  (fixtures)
+    KEY_VARS,
+    complete,
+    flavor_fixture,
+    isolated_llm,
+    make_llm_agent,
+)
 from plugin_support.project import MEMORY, load_report, make_project
 
 from pytest_crmbench.agents import endpoints
 from pytest_crmbench.agents.base import AgentUnavailable
-from pytest_crmbench.agents.claude import ClaudeAgent
 from pytest_crmbench.agents.endpoints import Pacer, close_shared_clients
 from pytest_crmbench.agents.llm import LLMAgent, RetryPolicy
-from pytest_crmbench.agents.openai_agent import OpenAIAgent
 from pytest_crmbench.fakemodel import (
     FakeModelServer,
     FaultConfig,
@@ -35,36 +40,15 @@ from pytest_crmbench.fakemodel import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
-KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENAI_ADMIN_KEY")
 FAKE_KEY = "sk-test-not-a-real-key-0003"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in (*KEY_VARS, "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    close_shared_clients()
-    yield
-    close_shared_clients()
-
-
-@pytest.fixture(params=["claude", "openai"])
-def flavor(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def make_agent(flavor: str, server: FakeModelServer, **kwargs: Any) -> LLMAgent:
-    kwargs.setdefault("timeout", 10.0)
-    kwargs.setdefault("api_key", FAKE_KEY)
-    if flavor == "claude":
-        return ClaudeAgent(base_url=server.anthropic_base_url, **kwargs)
-    return OpenAIAgent(base_url=server.openai_base_url, **kwargs)
+    return make_llm_agent(flavor, server, FAKE_KEY, **kwargs)
 
 
 def ask(agent: LLMAgent, text: str = "Hello") -> str:
-    history: list[dict[str, Any]] = []
-    agent.backend.add_user(history, text)
-    return agent.backend.complete("You are a test.", history, None, "auto").text
+    return str(complete(agent, text).text)
 
 
 def in_threads(n: int, work: Callable[[int], None]) -> list[BaseException]:
