@@ -40,10 +40,12 @@ from pytest_crmbench.options import Settings, add_options
 from pytest_crmbench.postgres.server import redact_url
 from pytest_crmbench.results import ResultsStream
 from pytest_crmbench.results.stream import read_stream
+from pytest_crmbench.results.summary import slim_result
 from pytest_crmbench.session import (
     DATASET_PROPERTY,
     USER_PROPERTY,
     CrmSession,
+    WorkerResults,
     XdistController,
     check_stream_order,
     deselect_resumed,
@@ -137,12 +139,14 @@ def pytest_configure(config: pytest.Config) -> None:
     benchmark = _is_benchmark_run(config)
     if settings.results and settings.resume:
         part = read_stream(settings.results)
-        state.previous, state.resumed_header = part.results, part.header
+        state.previous = [slim_result(r) for r in part.results]  # the summary's part only
+        state.resumed_header = part.header
         if part.header is not None:
             _check_resumable(settings, part.header)
             state.stream_started = True  # this run continues the resumed run's part
             state.provider = state.provider or part.header.get("provider")
     if state.is_worker:
+        config.pluginmanager.register(WorkerResults(), "crmbench-worker-results")
         return
     # Controller (or plain run) only from here on.
     session = CrmSession(config, state)
@@ -368,9 +372,11 @@ def pytest_runtest_makereport(
         # order of the learning curve.
         state.sequence[stream] = state.sequence.get(stream, 0) + 1
         result = {**result, "stream": stream, "seq": state.sequence[stream]}
-    item.stash[RESULT] = result
-    # Plain JSON only: reports travel through xdist.
+    # Plain JSON only: reports travel through xdist. The full result rides on this report
+    # to the controller (or this process's session), which writes it to disk and leaves
+    # a slim copy in its place; the item keeps the slim copy only.
     report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
+    item.stash[RESULT] = slim_result(result)
     if not state.dataset_sent and state.dataset_info:
         report.user_properties.append((DATASET_PROPERTY, state.dataset_info))
         state.dataset_sent = True
@@ -381,7 +387,8 @@ def pytest_json_runtest_metadata(item: pytest.Item, call: pytest.CallInfo[None])
     result = item.stash.get(RESULT, None)
     if result is None or call.when not in ("setup", "call"):
         return None
-    return {"crmbench": result}  # plain JSON (made so by the crm_result fixture)
+    # The slim copy: the JSON report's record is read back from disk when it is written.
+    return {"crmbench": slim_result(result)}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -178,6 +178,32 @@ def summarize(all_results: Sequence[ItemResult], *, window: int = 50) -> dict[st
     return summary
 
 
+SLIM_DROP = frozenset({"turns", "result", "problems"})  # the bulk of a record
+SLIM_TURN = ("turn", "kind", "passed")
+SLIM_CHECK = ("passed", "matched")
+
+
+def slim_result(result: ItemResult) -> ItemResult:
+    """What the summary, the gate and the run's bookkeeping read of a result, and no more:
+    the record without its calls, replies and sandbox payloads (a few hundred bytes
+    instead of tens of kilobytes), so a long run keeps only these in memory.
+    ``summarize(map(slim_result, rs)) == summarize(rs)``; slimming twice changes nothing.
+    """
+    out: dict[str, Any] = {k: v for k, v in result.items() if k not in SLIM_DROP}
+    out["turns"] = [
+        {
+            **{k: t[k] for k in SLIM_TURN if k in t},  # type: ignore[literal-required]
+            "checks": {
+                name: {k: check[k] for k in SLIM_CHECK if k in check}
+                for name, check in (t.get("checks") or {}).items()
+                if isinstance(check, dict)
+            },
+        }
+        for t in result.get("turns") or []
+    ]
+    return out  # type: ignore[return-value]
+
+
 def _reason_kind(reason: str) -> str:
     """Collapse a failure reason to its kind, for the failure taxonomy."""
     for prefix in (
