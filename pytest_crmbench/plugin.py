@@ -8,6 +8,7 @@ results home on their test reports.
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 from collections.abc import Generator
@@ -293,6 +294,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     state = config.stash[STATE]
     path = Path(str(metafunc.definition.path))
+    if gc.isenabled():
+        # Collection makes long-lived objects by the hundred thousand: every collection
+        # pass would walk them all again. Paused until they are frozen (collection_finish).
+        gc.disable()
+        state.gc_paused = True
     try:
         cases, dataset = _module_cases(metafunc.module, path, state.settings)
     except Exception as exc:
@@ -308,13 +314,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.param(
             c,
             id=c.test_id,
-            marks=[getattr(pytest.mark, m) for m in c.markers()]
+            marks=[_mark(m) for m in c.markers()]
             + _defect_marks(c, state.settings.arc_defects)
             + streams.get(c.test_id, []),
         )
         for c in cases
     ]
     metafunc.parametrize("crm_case", params, indirect=True)
+
+
+@functools.cache
+def _mark(name: str) -> pytest.MarkDecorator:
+    """One decorator per marker name, shared by every item (``pytest.mark.<name>`` makes
+    a new one on every access: ~10 per item)."""
+    return getattr(pytest.mark, name)  # type: ignore[no-any-return]
 
 
 def _defect_marks(case: Case, mode: str) -> list[pytest.MarkDecorator]:
@@ -333,8 +346,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Move the collected items and datasets (long-lived, many objects) out of the
     garbage collector's sight: every later collection, and pytest's own at exit, skips
     them. Without it a full-suite ``--co`` spends ~0.7 s in ``gc.collect``."""
-    if session.config.stash[STATE].dataset_info:
+    state = session.config.stash[STATE]
+    if state.dataset_info:
         gc.freeze()
+    if state.gc_paused:
+        gc.enable()
+        state.gc_paused = False
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m: a shard is a part of the selection
