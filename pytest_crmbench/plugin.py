@@ -294,11 +294,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     state = config.stash[STATE]
     path = Path(str(metafunc.definition.path))
-    if gc.isenabled():
-        # Collection makes long-lived objects by the hundred thousand: every collection
-        # pass would walk them all again. Paused until they are frozen (collection_finish).
-        gc.disable()
-        state.gc_paused = True
     try:
         cases, dataset = _module_cases(metafunc.module, path, state.settings)
     except Exception as exc:
@@ -346,12 +341,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Move the collected items and datasets (long-lived, many objects) out of the
     garbage collector's sight: every later collection, and pytest's own at exit, skips
     them. Without it a full-suite ``--co`` spends ~0.7 s in ``gc.collect``."""
-    state = session.config.stash[STATE]
-    if state.dataset_info:
+    if session.config.stash[STATE].dataset_info:
         gc.freeze()
-    if state.gc_paused:
-        gc.enable()
-        state.gc_paused = False
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m: a shard is a part of the selection

@@ -51,7 +51,6 @@ class CrmState:
     stream_position: dict[str, int] = field(default_factory=dict)  # test id -> stream order
     # Where each item's full result lies on disk (node id -> offset in ``stream``, or in
     # ``spool_stream`` when the user asked for no stream): memory keeps slim copies only.
-    gc_paused: bool = False  # the plugin paused the garbage collector during collection
     offsets: dict[str, int] = field(default_factory=dict)
     spool_stream: ResultsStream | None = None
 
