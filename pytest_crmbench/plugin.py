@@ -384,7 +384,9 @@ def pytest_runtest_makereport(
     # to the controller (or this process's session), which writes it to disk and leaves
     # a slim copy in its place; the item keeps the slim copy only.
     report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
-    item.stash[RESULT] = slim_result(result)
+    slim = item.stash[RESULT] = slim_result(result)
+    if not state.is_worker:
+        state.slim_of[item.nodeid] = slim  # the session keeps this very copy (one per item)
     if not state.dataset_sent and state.dataset_info:
         report.user_properties.append((DATASET_PROPERTY, state.dataset_info))
         state.dataset_sent = True
@@ -395,8 +397,9 @@ def pytest_json_runtest_metadata(item: pytest.Item, call: pytest.CallInfo[None])
     result = item.stash.get(RESULT, None)
     if result is None or call.when not in ("setup", "call"):
         return None
-    # The slim copy: the JSON report's record is read back from disk when it is written.
-    return {"crmbench": slim_result(result)}
+    # The slim copy (the item's, put there by pytest_runtest_makereport, which ran
+    # first): the JSON report's record is read back from disk when it is written.
+    return {"crmbench": result}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

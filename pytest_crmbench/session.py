@@ -105,7 +105,9 @@ class CrmSession:
                 state.offsets[nodeid] = offset
         elif nodeid is not None and self.config.getoption("json_report", False):
             state.offsets[nodeid] = state.spool().write(result)
-        slim = slim_result(result)
+        slim = state.slim_of.pop(nodeid, None) if nodeid is not None else None
+        if slim is None or slim.get("case_id") != result.get("case_id"):
+            slim = slim_result(result)
         state.results.append(slim)
         self._watch_errors(slim)
         return slim

@@ -53,6 +53,9 @@ class CrmState:
     # ``spool_stream`` when the user asked for no stream): memory keeps slim copies only.
     offsets: dict[str, int] = field(default_factory=dict)
     spool_stream: ResultsStream | None = None
+    # node id -> the slim copy the item holds, until the session collects its result (one
+    # copy per item, not one per holder; a plain run only)
+    slim_of: dict[str, ItemResult] = field(default_factory=dict)
 
     def spool(self) -> ResultsStream:
         """This run's private file of full results (no ``--crm-results``), made on first use."""

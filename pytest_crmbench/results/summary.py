@@ -197,15 +197,17 @@ def slim_result(result: ItemResult) -> ItemResult:
     for key, value in result.items():
         if key == "turns":
             turns: list[dict[str, Any]] = value or []  # type: ignore[assignment]
-            value = [
-                {
-                    **{k: t[k] for k in SLIM_TURN if k in t},
-                    "checks": {
-                        name: {k: check[k] for k in SLIM_CHECK if k in check}
-                        for name, check in (t.get("checks") or {}).items()
-                        if isinstance(check, dict)
-                    },
-                }
+            value = [  # a turn's verdict flags repeat across items: each shared too
+                _shared(
+                    {
+                        **{k: t[k] for k in SLIM_TURN if k in t},
+                        "checks": {
+                            name: {k: check[k] for k in SLIM_CHECK if k in check}
+                            for name, check in (t.get("checks") or {}).items()
+                            if isinstance(check, dict)
+                        },
+                    }
+                )
                 for t in turns
             ]
         elif key in SLIM_DROP:
