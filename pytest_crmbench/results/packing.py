@@ -52,7 +52,6 @@ class _Packer:
         self.shared: dict[bytes, int] = {}
         self.table: list[Any] = []
         self.encoded = encoded
-        self.memo: dict[int, str] = {}  # id -> JSON text, for the record at hand
 
     def shape(self, value: Any) -> Any:
         """Dicts as rows under a shared key list; escapes what would look like encoding."""
@@ -72,27 +71,9 @@ class _Packer:
             return inner_list
         return value
 
-    def texts(self, value: Any) -> str:
-        """The compact JSON text of ``value``, and of every dict, list and string in it,
-        into ``self.memo`` (by id): built once from the parts' texts, bottom-up, instead
-        of encoding every subtree again at each level (the same text as ``_enc``)."""
-        if isinstance(value, dict):
-            text = "{" + ",".join(_enc(k) + ":" + self.texts(v) for k, v in value.items()) + "}"
-        elif isinstance(value, list):
-            text = "[" + ",".join(self.texts(v) for v in value) + "]"
-        else:
-            return _enc(value) if not isinstance(value, str) else self._str(value)
-        self.memo[id(value)] = text
-        return text
-
-    def _str(self, value: str) -> str:
-        text = _enc(value)
-        self.memo[id(value)] = text
-        return text
-
     def count(self, value: Any) -> None:
         if isinstance(value, dict | list | str):
-            text = self.memo[id(value)]
+            text = _enc(value)
             if len(text) >= MIN_SHARED:
                 key = hash(text)
                 self.counts[key] += 1
@@ -108,7 +89,7 @@ class _Packer:
     def share(self, value: Any) -> Any:
         if not isinstance(value, dict | list | str):
             return value
-        text = self.memo[id(value)]
+        text = _enc(value)
         if len(text) >= MIN_SHARED and self.counts[hash(text)] > 1:
             digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
             index = self.shared.get(digest)
@@ -144,23 +125,15 @@ def _lean_record(packer: _Packer, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _count_record(packer: _Packer, lean: dict[str, Any]) -> None:
-    packer.memo.clear()
-    for key in ("turns", "result"):
-        if key in lean:
-            packer.texts(lean[key])
-            packer.count(lean[key])
-    packer.memo.clear()
+    packer.count(lean["turns"])
+    if "result" in lean:
+        packer.count(lean["result"])
 
 
 def _share_record(packer: _Packer, lean: dict[str, Any]) -> dict[str, Any]:
-    packer.memo.clear()
-    values = [lean[key] for key in ("turns", "result") if key in lean]
-    for value in values:  # kept alive (their ids stay theirs) until shared
-        packer.texts(value)
-    for key in ("turns", "result"):
-        if key in lean:
-            lean[key] = packer.share(lean[key])
-    packer.memo.clear()
+    lean["turns"] = packer.share(lean["turns"])
+    if "result" in lean:
+        lean["result"] = packer.share(lean["result"])
     return lean
 
 
