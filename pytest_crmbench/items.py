@@ -47,6 +47,27 @@ GoldenPair = tuple[GoldenFile, GoldenCase]
 
 
 @dataclass(frozen=True)
+class Compact:
+    """A validated conversation as its JSONL line, with what collection and the plugin's
+    bookkeeping read of it (markers, tools, workflow, work): a tenth of the memory of the
+    objects, which are rebuilt from the line when the item runs."""
+
+    line: bytes
+    conv_id: str
+    test_id: str  # of its first trial
+    markers: tuple[str, ...]
+    tools: tuple[str, ...]
+    workflow: str
+    complexity: str
+    work: int  # turns plus reference calls (shard balancing)
+
+
+@lru_cache(maxsize=4)  # an item asks more than once; trials of a case run one after another
+def _rebuild(line: bytes) -> Conversation:
+    return Conversation.model_validate_json(line)  # validated when the dataset was loaded
+
+
+@dataclass(frozen=True)
 class Case:
     """One benchmark item's payload: a conversation or a golden case, and its trial."""
 
@@ -58,48 +79,57 @@ class Case:
     defects: tuple[Defect, ...] = ()  # blocking defects of an imported (Arc) conversation
     dialogue: Conversation | None = None  # the conversation of a ``conversation`` item
     golden: GoldenPair | None = None  # the golden case of a ``golden_*`` item
+    compact: Compact | None = None  # or the conversation, kept as its line
 
     @cached_property
+    def _golden_conversation(self) -> Conversation | None:
+        return as_conversation(*self.golden) if self.golden is not None else None
+
+    @property
     def conversation(self) -> Conversation | None:
         """What the agent is given: the conversation, or an agent golden case as one."""
-        if self.kind == "golden_agent" and self.golden is not None:
-            return as_conversation(*self.golden)
+        if self.kind == "golden_agent":
+            return self._golden_conversation
+        if self.compact is not None:
+            return _rebuild(self.compact.line)
         return self.dialogue
 
     def markers(self) -> list[str]:
-        marks = ["crmbench", self.kind]
-        conv = self.conversation
-        if conv is not None:
-            marks.append(conv.complexity)
-            marks.append(workflows.marker(conv.workflow))
-            # Only the registered tool markers (an imported conversation may name others).
-            marks += sorted(t for t in self.tools() if t in BY_TOOL and BY_TOOL[t].agent)
-            if any(t.expect == "failure" for t in conv.turns):
-                marks.append(REFUSAL_MARKER)
-            if is_arc(conv):
-                marks.append("arc")
-        elif self.golden is not None:
-            gc = self.golden[1]
-            marks += ["simple", gc.tool]
-            if gc.expect == "failure":
-                marks.append(REFUSAL_MARKER)
-        return marks
+        if self.compact is not None:
+            return list(self.compact.markers)
+        return case_markers(self.kind, self.conversation, self.golden)
 
     def tools(self) -> list[str]:
+        if self.compact is not None:
+            return list(self.compact.tools)
         conv = self.conversation
         if conv is not None:
-            return sorted({c.tool for t in conv.turns for c in t.expected_calls})
+            return _tools(conv)
         return [self.golden[1].tool] if self.golden is not None else []
 
     def workflow(self) -> str | None:
+        if self.compact is not None:
+            return self.compact.workflow
         conv = self.conversation
         if conv is not None:
             return conv.workflow
         return workflows.of_tool(self.golden[0].task) if self.golden is not None else None
 
+    def complexity(self) -> str:
+        if self.compact is not None:
+            return self.compact.complexity
+        conv = self.conversation
+        return conv.complexity if conv is not None else "simple"
+
+    def work(self) -> int:
+        """Expected work of the item, for balancing shards: turns plus reference calls."""
+        if self.compact is not None:
+            return self.compact.work
+        conv = self.conversation
+        return _work(conv) if conv is not None else 1
+
     def unjudged_result(self, reason: str, outcome: Outcome = "error") -> ItemResult:
         """The result of this item when it could not be judged (error) or was skipped."""
-        conv = self.conversation
         return error_result(
             self.case_id,
             reason,
@@ -107,10 +137,55 @@ class Case:
             family=self.kind,
             trial=self.trial,
             workflow=self.workflow(),
-            complexity=conv.complexity if conv is not None else "simple",
+            complexity=self.complexity(),
             tools=self.tools(),
             outcome=outcome,
         )
+
+
+def _tools(conv: Conversation) -> list[str]:
+    return sorted({c.tool for t in conv.turns for c in t.expected_calls})
+
+
+def _work(conv: Conversation) -> int:
+    return sum(1 + len(t.expected_calls) for t in conv.turns)
+
+
+def case_markers(kind: Family, conv: Conversation | None, golden: GoldenPair | None) -> list[str]:
+    """The markers of an item: every one, its family, complexity, workflow, tools, refusal."""
+    marks = ["crmbench", kind]
+    if conv is not None:
+        marks.append(conv.complexity)
+        marks.append(workflows.marker(conv.workflow))
+        # Only the registered tool markers (an imported conversation may name others).
+        marks += [t for t in _tools(conv) if t in BY_TOOL and BY_TOOL[t].agent]
+        if any(t.expect == "failure" for t in conv.turns):
+            marks.append(REFUSAL_MARKER)
+        if is_arc(conv):
+            marks.append("arc")
+    elif golden is not None:
+        gc = golden[1]
+        marks += ["simple", gc.tool]
+        if gc.expect == "failure":
+            marks.append(REFUSAL_MARKER)
+    return marks
+
+
+def _keep(conv: Conversation, line: bytes | None) -> Conversation | Compact:
+    """What collection holds of a loaded conversation: its line and digest (see
+    :class:`Compact`), or the object itself when it has no line (imported from Arc)."""
+    if line is None:
+        return conv
+    return Compact(
+        line,
+        conv.id,
+        conversation_test_id(conv),
+        tuple(case_markers("conversation", conv, None)),
+        tuple(_tools(conv)),
+        conv.workflow,
+        conv.complexity,
+        _work(conv),
+    )
 
 
 def slug(text: str) -> str:
@@ -126,19 +201,26 @@ def conversation_test_id(conv: Conversation) -> str:
 
 @lru_cache(maxsize=16)
 def _load_conversations(paths: tuple[str, ...]) -> Dataset:
-    return load_dataset([Path(p) for p in paths])
+    return load_dataset([Path(p) for p in paths], keep=_keep)
 
 
 def conversation_cases(paths: tuple[str, ...], trials: int) -> tuple[list[Case], Dataset]:
     dataset = _load_conversations(paths)
     cases = []
-    for conv in dataset.conversations:
-        base = conversation_test_id(conv)
-        defects = tuple(d for d in dataset.defects.get(conv.id, ()) if d.blocking)
+    source = ",".join(paths)
+    for kept in dataset.kept:
+        compact: Compact | None = None
+        conv: Conversation | None = None
+        if isinstance(kept, Compact):
+            compact, conv_id, base = kept, kept.conv_id, kept.test_id
+        else:
+            conv = kept
+            conv_id, base = kept.id, conversation_test_id(kept)
+        defects = tuple(d for d in dataset.defects.get(conv_id, ()) if d.blocking)
         for trial in range(1, trials + 1):
             tid = base if trials == 1 else f"{base}-t{trial}"
             cases.append(
-                Case("conversation", conv.id, tid, trial, ",".join(paths), defects, dialogue=conv)
+                Case("conversation", conv_id, tid, trial, source, defects, conv, compact=compact)
             )
     return cases, dataset
 

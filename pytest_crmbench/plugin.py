@@ -8,6 +8,7 @@ results home on their test reports.
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 from collections.abc import Generator
@@ -50,10 +51,12 @@ from pytest_crmbench.options import Settings, add_options
 from pytest_crmbench.postgres.server import redact_url
 from pytest_crmbench.results import ResultsStream
 from pytest_crmbench.results.stream import read_stream
+from pytest_crmbench.results.summary import slim_result
 from pytest_crmbench.session import (
     DATASET_PROPERTY,
     USER_PROPERTY,
     CrmSession,
+    WorkerResults,
     XdistController,
     check_stream_order,
     deselect_resumed,
@@ -146,7 +149,8 @@ def pytest_configure(config: pytest.Config) -> None:
     benchmark = _is_benchmark_run(config)
     if settings.results and settings.resume:
         part = read_stream(settings.results)
-        state.previous, state.resumed_header = part.results, part.header
+        state.previous = [slim_result(r) for r in part.results]  # the summary's part only
+        state.resumed_header = part.header
         if part.header is not None:
             _check_resumable(settings, part.header)
             state.stream_started = True  # this run continues the resumed run's part
@@ -166,6 +170,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[IN_FLIGHT] = in_flight
         config.pluginmanager.register(in_flight, "crmbench-in-flight")
     if state.is_worker:
+        config.pluginmanager.register(WorkerResults(), "crmbench-worker-results")
         return
     # Controller (or plain run) only from here on.
     session = CrmSession(config, state)
@@ -328,13 +333,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.param(
             c,
             id=c.test_id,
-            marks=[getattr(pytest.mark, m) for m in c.markers()]
+            marks=[_mark(m) for m in c.markers()]
             + _defect_marks(c, state.settings.arc_defects)
             + streams.get(c.test_id, []),
         )
         for c in cases
     ]
     metafunc.parametrize("crm_case", params, indirect=True)
+
+
+@functools.cache
+def _mark(name: str) -> pytest.MarkDecorator:
+    """One decorator per marker name, shared by every item (``pytest.mark.<name>`` makes
+    a new one on every access: ~10 per item)."""
+    return getattr(pytest.mark, name)  # type: ignore[no-any-return]
 
 
 def _defect_marks(case: Case, mode: str) -> list[pytest.MarkDecorator]:
@@ -392,9 +404,13 @@ def pytest_runtest_makereport(
         # order of the learning curve.
         state.sequence[stream] = state.sequence.get(stream, 0) + 1
         result = {**result, "stream": stream, "seq": state.sequence[stream]}
-    item.stash[RESULT] = result
-    # Plain JSON only: reports travel through xdist.
+    # Plain JSON only: reports travel through xdist. The full result rides on this report
+    # to the controller (or this process's session), which writes it to disk and leaves
+    # a slim copy in its place; the item keeps the slim copy only.
     report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
+    slim = item.stash[RESULT] = slim_result(result)
+    if not state.is_worker:
+        state.slim_of[item.nodeid] = slim  # the session keeps this very copy (one per item)
     if not state.dataset_sent and state.dataset_info:
         report.user_properties.append((DATASET_PROPERTY, state.dataset_info))
         state.dataset_sent = True
@@ -405,7 +421,9 @@ def pytest_json_runtest_metadata(item: pytest.Item, call: pytest.CallInfo[None])
     result = item.stash.get(RESULT, None)
     if result is None or call.when not in ("setup", "call"):
         return None
-    return {"crmbench": result}  # plain JSON (made so by the crm_result fixture)
+    # The slim copy (the item's, put there by pytest_runtest_makereport, which ran
+    # first): the JSON report's record is read back from disk when it is written.
+    return {"crmbench": result}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

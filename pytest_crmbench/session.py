@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import platform
 import random
 import sys
@@ -32,7 +31,8 @@ from pytest_crmbench.results import (
     render_summary,
     summarize,
 )
-from pytest_crmbench.results.packing import pack_report
+from pytest_crmbench.results.packing import pack_report, write_packed_report
+from pytest_crmbench.results.summary import slim_result
 from pytest_crmbench.runner.records import ItemResult
 from pytest_crmbench.state import STREAM, CrmState
 
@@ -82,23 +82,36 @@ class CrmSession:
 
     # -- results ----------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        properties = dict(report.user_properties)
-        dataset = properties.get(DATASET_PROPERTY)
-        if isinstance(dataset, dict) and not self.state.dataset_info:
-            self.state.dataset_info = dataset  # what an xdist worker collected
-        result = properties.get(USER_PROPERTY)
-        if isinstance(result, dict):
-            self.collect(result)  # type: ignore[arg-type]  # plain JSON of an ItemResult
+        properties = report.user_properties
+        for index, (name, value) in enumerate(properties):
+            if name == DATASET_PROPERTY and isinstance(value, dict):
+                if not self.state.dataset_info:
+                    self.state.dataset_info = value  # what an xdist worker collected
+            elif name == USER_PROPERTY and isinstance(value, dict):
+                # The full result goes to disk; the report pytest keeps to the end of the
+                # run (and every other holder) keeps the slim copy.
+                slim = self.collect(value, report.nodeid)  # type: ignore[arg-type]
+                properties[index] = (USER_PROPERTY, slim)
 
-    def collect(self, result: ItemResult) -> None:
+    def collect(self, result: ItemResult, nodeid: str | None = None) -> ItemResult:
+        """Record one finished item: the full result on disk (the results stream, or this
+        run's spool for the JSON report), its slim copy in memory; returns the slim copy."""
         state = self.state
-        state.results.append(result)
         if state.stream is not None:
             if not state.stream_started:
                 state.stream.write_header(self.header())
                 state.stream_started = True
-            state.stream.write(result)
-        self._watch_errors(result)
+            offset = state.stream.write(result)
+            if nodeid is not None:
+                state.offsets[nodeid] = offset
+        elif nodeid is not None and self.config.getoption("json_report", False):
+            state.offsets[nodeid] = state.spool().write(result)
+        slim = state.slim_of.pop(nodeid, None) if nodeid is not None else None
+        if slim is None or slim.get("case_id") != result.get("case_id"):
+            slim = slim_result(result)
+        state.results.append(slim)
+        self._watch_errors(slim)
+        return slim
 
     def header(self) -> dict[str, Any]:
         """The run's identity and whereabouts, first line of its part of the stream."""
@@ -211,13 +224,28 @@ class CrmSession:
             "learning": self.learning_info(),
             "versions": _versions(),
         }
-        pack_report(json_report)
         path = self.config.getoption("json_report_file", None)
         if path and self.config.getoption("json_report_indent", None) is None:
             # Written by :meth:`write_report` without pytest-json-report's spaces and
-            # \u escapes (a tenth of the file).
+            # \u escapes (a tenth of the file), each item's record read from disk.
             self._pending_report = (str(path), json_report)
             self.config.option.json_report_file = None
+            return
+        for test in json_report.get("tests") or []:  # pytest-json-report writes it: in full
+            full = self.full_record(test)
+            if full is not None:
+                test["metadata"]["crmbench"] = full
+        pack_report(json_report)
+
+    def full_record(self, test: dict[str, Any]) -> dict[str, Any] | None:
+        """The full item record of a JSON report's test entry (which holds the slim copy),
+        read back from where :meth:`collect` wrote it; None when there is none."""
+        meta = (test.get("metadata") or {}).get("crmbench")
+        offset = self.state.offsets.get(str(test.get("nodeid")))
+        source = self.state.stream or self.state.spool_stream
+        if not isinstance(meta, dict) or offset is None or source is None:
+            return None
+        return source.read_at(offset)
 
     def write_report(self) -> None:
         """Write the JSON report held back in :meth:`pytest_json_modifyreport`, compactly."""
@@ -226,8 +254,7 @@ class CrmSession:
         path, report = self._pending_report
         self._pending_report = None
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, separators=(",", ":"), ensure_ascii=False, default=str)
+        write_packed_report(path, report, self.full_record)
         self.config.option.json_report_file = path  # as it was (for the terminal summary)
 
     def learning_info(self) -> dict[str, Any] | None:
@@ -306,6 +333,18 @@ class CrmSession:
                 )
 
 
+class WorkerResults:
+    """An xdist worker's hook: once a report has gone home (xdist serialises it in its
+    own, earlier, ``pytest_runtest_logreport``), the worker keeps the slim copy only."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties = report.user_properties
+        for index, (name, value) in enumerate(properties):
+            if name == USER_PROPERTY and isinstance(value, dict):
+                properties[index] = (USER_PROPERTY, slim_result(value))  # type: ignore[arg-type]
+
+
 def deselect_resumed(config: pytest.Config, state: CrmState, items: list[pytest.Item]) -> None:
     """``--crm-resume``: judged items are done; errored or skipped ones run again. (Runs
     wherever items are collected: a plain run, or each xdist worker.)"""
@@ -339,10 +378,7 @@ def deselect_resumed(config: pytest.Config, state: CrmState, items: list[pytest.
 def item_work(item: pytest.Item) -> int:
     """Expected work of an item, for balancing shards: turns plus reference calls."""
     case = item_case(item)
-    conv = case.conversation if case is not None else None
-    if conv is None:
-        return 1
-    return sum(1 + len(t.expected_calls) for t in conv.turns)
+    return case.work() if case is not None else 1
 
 
 def shard_of(works: list[tuple[str, int]], shards: int) -> dict[str, int]:

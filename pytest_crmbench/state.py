@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -49,6 +52,20 @@ class CrmState:
     stream_position: dict[str, int] = field(default_factory=dict)  # test id -> stream order
     # Conversation slots open stores from their own threads (--crm-concurrency).
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Where each item's full result lies on disk (node id -> offset in ``stream``, or in
+    # ``spool_stream`` when the user asked for no stream): memory keeps slim copies only.
+    offsets: dict[str, int] = field(default_factory=dict)
+    spool_stream: ResultsStream | None = None
+    # node id -> the slim copy the item holds, until the session collects its result (one
+    # copy per item, not one per holder; a plain run only)
+    slim_of: dict[str, ItemResult] = field(default_factory=dict)
+
+    def spool(self) -> ResultsStream:
+        """This run's private file of full results (no ``--crm-results``), made on first use."""
+        if self.spool_stream is None:
+            folder = tempfile.mkdtemp(prefix="crmbench-results-")
+            self.spool_stream = ResultsStream(Path(folder) / "results.jsonl", durable=False)
+        return self.spool_stream
 
     def ensure_server(self) -> str:
         """Admin URL of the PostgreSQL server, starting one in this process if needed."""
@@ -104,6 +121,10 @@ class CrmState:
             self.server = None
         if self.stream is not None:
             self.stream.close()
+        if self.spool_stream is not None:
+            self.spool_stream.close()
+            shutil.rmtree(self.spool_stream.path.parent, ignore_errors=True)
+            self.spool_stream = None
 
 
 URL_TIMEOUT = 15.0

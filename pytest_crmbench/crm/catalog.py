@@ -8,6 +8,7 @@ the search whitelists below. ``crmbench tools`` prints this catalog.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from pytest_crmbench.crm.entities import (
@@ -57,8 +58,9 @@ class ToolSpec:
     agent: bool = True  # offered to agents (the 28 task tools) or a helper
     search: tuple[SearchField, ...] = field(default=())
 
-    @property
+    @cached_property
     def param_names(self) -> tuple[str, ...]:
+        # Cached: dataset validation asks for it once per argument of every call.
         return tuple(p.name for p in self.params)
 
     def json_schema(self) -> dict[str, Any]:

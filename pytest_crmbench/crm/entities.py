@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 from pytest_crmbench.crm.enums import (
@@ -75,8 +76,9 @@ class Entity:
                 return f
         return None
 
-    @property
+    @cached_property
     def field_names(self) -> tuple[str, ...]:
+        # Cached: dataset validation asks for it once per seed record key.
         return tuple(f.name for f in self.fields)
 
 

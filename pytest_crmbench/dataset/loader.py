@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -56,6 +56,14 @@ class Dataset:
     locations: Mapping[str, tuple[Path, int]]  # id -> (file, 1-based line)
     # id -> defects of conversations imported from the upstream (Arc) format
     defects: Mapping[str, tuple[Defect, ...]] = field(default_factory=dict)
+    # ``load_dataset(keep=f)``: f(conversation, its JSONL line) for every conversation, in
+    # order, instead of ``conversations`` and ``by_id`` (which stay empty)
+    kept: tuple[Any, ...] = ()
+
+
+#: ``keep(conversation, line)``: what to hold of a validated conversation (line is None
+#: for one imported from another format).
+Keep = Callable[[Conversation, bytes | None], Any]
 
 
 def detect_format(first_obj: Mapping[str, Any]) -> Literal["crmbench/1", "arc"] | None:
@@ -147,11 +155,15 @@ def expand_paths(paths: StrPath | Sequence[StrPath], problems: list[Problem]) ->
 class FileLoader:
     """Parses one file's lines, collecting conversations and problems."""
 
-    def __init__(self, path: Path, locations: dict[str, tuple[Path, int]]) -> None:
+    def __init__(
+        self, path: Path, locations: dict[str, tuple[Path, int]], keep: Keep | None = None
+    ) -> None:
         self.path = path
         self.name = str(path)
         self.locations = locations
+        self.keep = keep
         self.conversations: list[Conversation] = []
+        self.kept: list[Any] = []
         self.problems: list[Problem] = []
 
     def problem(self, line: int, message: str, conv_id: str | None = None, loc: Loc = ()) -> None:
@@ -166,7 +178,7 @@ class FileLoader:
                 return
             if not self.line(number, raw):
                 return
-        if not self.conversations and not self.problems:
+        if not self.conversations and not self.kept and not self.problems:
             # A failed export or a wrong file, not a dataset of nothing: a run over it
             # would pass with 0 items and look fine.
             why = "it is empty" if not data else "only blank lines"
@@ -224,16 +236,23 @@ class FileLoader:
             for loc, message in _error_items(exc):
                 self.problem(number, message, conv_id, loc)
             return True
-        if not duplicate:
+        if duplicate:
+            return True
+        if self.keep is not None:
+            self.kept.append(self.keep(conv, raw))
+        else:
             self.conversations.append(conv)
         return True
 
 
-def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
+def load_dataset(paths: StrPath | Sequence[StrPath], *, keep: Keep | None = None) -> Dataset:
     """Load files (a directory means its ``*.jsonl`` files, by name); raise DatasetError.
 
     A file whose first non-blank line is an upstream (Arc) conversation is imported by
     :mod:`pytest_crmbench.dataset.arc`; its conversations' defects are in ``defects``.
+    ``keep``: every conversation is validated as always, then handed with its line to
+    ``keep`` and dropped (``kept`` holds what ``keep`` returned): a long dataset need not
+    stay in memory as objects (the pytest plugin keeps lines and rebuilds one when it runs).
     """
     problems: list[Problem] = []
     files = expand_paths(paths, problems)
@@ -242,6 +261,7 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
     locations: dict[str, tuple[Path, int]] = {}
     defects: dict[str, tuple[Defect, ...]] = {}
     arc_sources: dict[str, str] = {}
+    kept: list[Any] = []
     for path in files:
         try:
             data = path.read_bytes()
@@ -252,13 +272,17 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
         digest.update(data)
         if file_format(data) == "arc":
             imported = import_arc_file(path, data, locations, arc_sources)
-            conversations.extend(imported.conversations)
+            if keep is not None:
+                kept.extend(keep(conv, None) for conv in imported.conversations)
+            else:
+                conversations.extend(imported.conversations)
             problems.extend(imported.problems)
             defects.update(imported.defects)
             continue
-        loader = FileLoader(path, locations)
+        loader = FileLoader(path, locations, keep)
         loader.load(data)
         conversations.extend(loader.conversations)
+        kept.extend(loader.kept)
         problems.extend(loader.problems)
     if problems:
         raise DatasetError(problems)
@@ -269,4 +293,5 @@ def load_dataset(paths: StrPath | Sequence[StrPath]) -> Dataset:
         by_id={c.id: c for c in conversations},
         locations=locations,
         defects=defects,
+        kept=tuple(kept),
     )

@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from pytest_crmbench.crm.catalog import BY_TOOL
 from pytest_crmbench.crm.entities import BY_TABLE
 from pytest_crmbench.crm.seed import record_from_json
-from pytest_crmbench.dataset.refs import Loc, RefError, iter_strings, parse_refs
+from pytest_crmbench.dataset.refs import Loc, RefError, parse_refs, ref_strings
 from pytest_crmbench.dataset.workflows import WORKFLOWS
 
 FORMAT: Literal["crmbench/1"] = "crmbench/1"
@@ -145,7 +145,7 @@ class ExpectedCall(_Model):
                             f"unknown argument for {self.tool} (its arguments: {allowed})",
                         )
                     )
-        for loc, text in iter_strings(self.args, ("args",)):
+        for loc, text in ref_strings(self.args, ("args",)):
             try:
                 parse_refs(text)
             except RefError as e:
@@ -236,7 +236,7 @@ class Conversation(_Model):
         for number, turn in enumerate(self.turns, 1):
             for c, call in enumerate(turn.expected_calls):
                 base: Loc = ("turns", number - 1, "expected_calls", c, "args")
-                for loc, text in iter_strings(call.args, base):
+                for loc, text in ref_strings(call.args, base):
                     for ref in parse_refs(text):
                         problem = self._ref_problem(ref.turn, ref.call, number)
                         if problem:

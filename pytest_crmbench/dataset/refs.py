@@ -78,6 +78,36 @@ def iter_strings(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
             yield from iter_strings(item, (*loc, i))
 
 
+def ref_strings(value: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
+    """The strings inside nested dicts and lists that hold ``{{`` (the only ones that can
+    hold a reference), with their paths: :func:`iter_strings` filtered, without building
+    a path for every other string (dataset validation walks every argument)."""
+    out: list[tuple[Loc, str]] = []
+    path: list[str | int] = list(loc)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            if "{{" in node:
+                out.append((tuple(path), node))
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                if isinstance(item, str) and "{{" not in item:
+                    continue
+                path.append(key)
+                walk(item)
+                path.pop()
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, str) and "{{" not in item:
+                    continue
+                path.append(i)
+                walk(item)
+                path.pop()
+
+    walk(value)
+    return out
+
+
 def find_refs(value: Any) -> list[Ref]:
     """All references in a (nested) argument value, in order; raises RefError if malformed."""
     return [ref for _, text in iter_strings(value) for ref in parse_refs(text)]

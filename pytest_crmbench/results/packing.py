@@ -11,7 +11,9 @@ report or a plain one, so every reader (gate, compare, merge, HTML report) uses 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
@@ -39,11 +41,17 @@ def _same_as_calls(turn: dict[str, Any]) -> bool:
 
 
 class _Packer:
-    def __init__(self) -> None:
+    """Shapes, counts and shares values; counts are keyed by the hash of a value's text and
+    the shared values by its digest, so a packer over a long run holds numbers, not every
+    text it saw (a hash collision only shares a value that occurs once: still lossless).
+    ``encoded``: keep the shared table as JSON texts (for :func:`write_packed_report`)."""
+
+    def __init__(self, *, encoded: bool = False) -> None:
         self.shapes: dict[tuple[str, ...], int] = {}
-        self.counts: Counter[str] = Counter()
-        self.shared: dict[str, int] = {}
+        self.counts: Counter[int] = Counter()
+        self.shared: dict[bytes, int] = {}
         self.table: list[Any] = []
+        self.encoded = encoded
 
     def shape(self, value: Any) -> Any:
         """Dicts as rows under a shared key list; escapes what would look like encoding."""
@@ -67,8 +75,9 @@ class _Packer:
         if isinstance(value, dict | list | str):
             text = _enc(value)
             if len(text) >= MIN_SHARED:
-                self.counts[text] += 1
-                if self.counts[text] > 1:
+                key = hash(text)
+                self.counts[key] += 1
+                if self.counts[key] > 1:
                     return  # its parts were counted the first time
             if isinstance(value, dict):
                 for v in value.values():
@@ -81,12 +90,14 @@ class _Packer:
         if not isinstance(value, dict | list | str):
             return value
         text = _enc(value)
-        if len(text) >= MIN_SHARED and self.counts[text] > 1:
-            index = self.shared.get(text)
+        if len(text) >= MIN_SHARED and self.counts[hash(text)] > 1:
+            digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+            index = self.shared.get(digest)
             if index is None:
-                index = self.shared[text] = len(self.table)
+                index = self.shared[digest] = len(self.table)
                 self.table.append(None)
-                self.table[index] = self._share_parts(value)
+                parts = self._share_parts(value)
+                self.table[index] = _enc(parts) if self.encoded else parts
             return {REF: index}
         return self._share_parts(value)
 
@@ -105,6 +116,31 @@ def _lean_turn(turn: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _lean_record(packer: _Packer, meta: dict[str, Any]) -> dict[str, Any]:
+    lean = dict(meta)
+    lean["turns"] = packer.shape([_lean_turn(t) for t in meta.get("turns") or []])
+    if "result" in lean:
+        lean["result"] = packer.shape(lean["result"])
+    return lean
+
+
+def _count_record(packer: _Packer, lean: dict[str, Any]) -> None:
+    packer.count(lean["turns"])
+    if "result" in lean:
+        packer.count(lean["result"])
+
+
+def _share_record(packer: _Packer, lean: dict[str, Any]) -> dict[str, Any]:
+    lean["turns"] = packer.share(lean["turns"])
+    if "result" in lean:
+        lean["result"] = packer.share(lean["result"])
+    return lean
+
+
+def _packing(packer: _Packer, table: Any) -> dict[str, Any]:
+    return {"format": FORMAT, "shapes": [list(k) for k in packer.shapes], "shared": table}
+
+
 def pack_report(report: dict[str, Any]) -> None:
     """Pack every test's ``metadata.crmbench`` record in place (see the module doc)."""
     section = report.get("crmbench")
@@ -116,25 +152,75 @@ def pack_report(report: dict[str, Any]) -> None:
         meta = (test.get("metadata") or {}).get("crmbench")
         if not isinstance(meta, dict):
             continue
-        lean = dict(meta)
-        lean["turns"] = packer.shape([_lean_turn(t) for t in meta.get("turns") or []])
-        if "result" in lean:
-            lean["result"] = packer.shape(lean["result"])
+        lean = _lean_record(packer, meta)
         records.append(lean)
         test["metadata"]["crmbench"] = lean
     for lean in records:
-        packer.count(lean["turns"])
-        if "result" in lean:
-            packer.count(lean["result"])
+        _count_record(packer, lean)
     for lean in records:
-        lean["turns"] = packer.share(lean["turns"])
-        if "result" in lean:
-            lean["result"] = packer.share(lean["result"])
-    section[PACKING_KEY] = {
-        "format": FORMAT,
-        "shapes": [list(k) for k in packer.shapes],
-        "shared": packer.table,
-    }
+        _share_record(packer, lean)
+    section[PACKING_KEY] = _packing(packer, packer.table)
+
+
+def write_packed_report(
+    path: str | os.PathLike[str],
+    report: dict[str, Any],
+    record: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> None:
+    """Write ``report`` packed, as ``pack_report`` and a compact ``json.dump`` would, but
+    with each test's item record fetched by ``record(test)`` (e.g. from the results
+    stream on disk) when it is needed, twice, instead of every record held in memory:
+    memory stays that of one record plus the shared table. ``record`` returns None to
+    keep a test's metadata as it is."""
+    section = report.get("crmbench")
+    tests = report.get("tests") or []
+    if not isinstance(section, dict) or section.get(PACKING_KEY):
+        _dump_whole(path, report)
+        return
+    packer = _Packer(encoded=True)
+
+    def meta_of(test: dict[str, Any]) -> dict[str, Any] | None:
+        meta = (test.get("metadata") or {}).get("crmbench")
+        if not isinstance(meta, dict):
+            return None
+        full = record(test)
+        return meta if full is None else full
+
+    for test in tests:
+        meta = meta_of(test)
+        if meta is not None:
+            _count_record(packer, _lean_record(packer, meta))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("{")
+        for n, (key, value) in enumerate(report.items()):
+            fh.write(("," if n else "") + _enc(key) + ":")
+            if key == "tests":
+                fh.write("[")
+                for i, test in enumerate(tests):
+                    meta = meta_of(test)
+                    if meta is not None:
+                        lean = _share_record(packer, _lean_record(packer, meta))
+                        test = {**test, "metadata": {**test["metadata"], "crmbench": lean}}
+                    fh.write(("," if i else "") + _dump(test))
+                fh.write("]")
+            elif key == "crmbench":
+                head = _dump({**section, PACKING_KEY: None})
+                head = head[: -len(_enc(PACKING_KEY)) - len(":null}")]
+                packing = _dump(_packing(packer, []))[: -len("[]}")]
+                fh.write(head + _enc(PACKING_KEY) + ":" + packing)
+                fh.write("[" + ",".join(packer.table) + "]}}")
+            else:
+                fh.write(_dump(value))
+        fh.write("}")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _dump_whole(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 class _Unpacker:

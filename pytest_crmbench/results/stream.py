@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from pytest_crmbench.runner.records import ItemResult
 
@@ -42,13 +42,20 @@ RUN_IDENTITY = (
 
 
 class ResultsStream:
-    """Appends one JSON line per finished item, flushed and fsynced: a crash loses nothing done."""
+    """Appends one JSON line per finished item, flushed and fsynced: a crash loses nothing done.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``durable=False`` (a run's private spool of full results, see the plugin's session)
+    skips the fsync: nothing is lost that a crash would not lose anyway. :meth:`write`
+    returns where the line starts, for :meth:`read_at`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.durable = durable
         self._repair()
-        self._fh = self.path.open("a", encoding="utf-8")
+        self._fh = self.path.open("ab")
+        self._reader: BinaryIO | None = None
 
     def _repair(self) -> None:
         """Drop a torn last line left by a killed run."""
@@ -60,20 +67,35 @@ class ResultsStream:
             with self.path.open("r+b") as fh:
                 fh.truncate(cut)
 
-    def write(self, result: ItemResult) -> None:
-        self._line(dict(result))
+    def write(self, result: ItemResult) -> int:
+        return self._line(dict(result))
 
     def write_header(self, header: dict[str, Any]) -> None:
         """Start a run's part of the stream with its identity."""
         self._line({HEADER_KEY: header})
 
-    def _line(self, obj: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+    def _line(self, obj: dict[str, Any]) -> int:
+        offset = self._fh.tell()
+        line = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self._fh.write(line.encode("utf-8"))
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if self.durable:
+            os.fsync(self._fh.fileno())
+        return offset
+
+    def read_at(self, offset: int) -> dict[str, Any]:
+        """The line :meth:`write` put at ``offset``, parsed."""
+        if self._reader is None:
+            self._reader = self.path.open("rb")
+        self._reader.seek(offset)
+        row: dict[str, Any] = json.loads(self._reader.readline())
+        return row
 
     def close(self) -> None:
         self._fh.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:

@@ -8,6 +8,8 @@ tools (compare, HTML report) all compute the same figures.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -181,6 +183,66 @@ def summarize(all_results: Sequence[ItemResult], *, window: int = 50) -> dict[st
     if hat is not None:
         summary["pass_hat_k"] = hat
     return summary
+
+
+SLIM_DROP = frozenset({"turns", "result", "problems"})  # the bulk of a record
+SLIM_TURN = ("turn", "kind", "passed")
+SLIM_CHECK = ("passed", "matched")
+SLIM_INTERN = 40  # strings up to this length are interned
+
+
+def slim_result(result: ItemResult) -> ItemResult:
+    """What the summary, the gate and the run's bookkeeping read of a result, and no more:
+    the record without its calls, replies and sandbox payloads, its lists and dicts shared
+    with equal ones of earlier records (turn verdicts, tools and usage repeat), so a long
+    run keeps about a kilobyte per item in memory. Treat it as read-only.
+    ``summarize(map(slim_result, rs)) == summarize(rs)``; slimming twice changes nothing.
+    """
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if key == "turns":
+            turns: list[dict[str, Any]] = value or []  # type: ignore[assignment]
+            value = [  # a turn's verdict flags repeat across items: each shared too
+                _shared(
+                    {
+                        **{k: t[k] for k in SLIM_TURN if k in t},
+                        "checks": {
+                            name: {k: check[k] for k in SLIM_CHECK if k in check}
+                            for name, check in (t.get("checks") or {}).items()
+                            if isinstance(check, dict)
+                        },
+                    }
+                )
+                for t in turns
+            ]
+        elif key in SLIM_DROP:
+            continue
+        if isinstance(value, list | dict):
+            value = _shared(value)
+        elif isinstance(value, str) and len(value) <= SLIM_INTERN:
+            value = sys.intern(value)  # outcome, family, workflow… repeat on every item
+        out[sys.intern(key)] = value
+    if "turns" not in out:
+        out["turns"] = _shared([])
+    return out  # type: ignore[return-value]
+
+
+_SHARED: dict[str, Any] = {}
+_SHARED_MAX = 200_000  # distinct values kept for sharing (beyond it, values are not shared)
+
+
+def _shared(value: Any) -> Any:
+    """The first value equal to ``value`` that was seen (by its JSON text), or ``value``."""
+    try:
+        key = json.dumps(value, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        return value
+    found = _SHARED.get(key)
+    if found is not None:
+        return found
+    if len(_SHARED) < _SHARED_MAX:
+        _SHARED[key] = value
+    return value
 
 
 def _reason_kind(reason: str) -> str:

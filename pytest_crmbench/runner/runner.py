@@ -153,6 +153,11 @@ class RecordingHandle:
         return outcome
 
 
+#: Reference runs kept per runner: enough for the trials of a case and for callers that
+#: ask before running (they run one conversation at a time), not one per conversation.
+REF_CACHE_SIZE = 8
+
+
 class Runner:
     """Runs conversations against agents on one store (one per process/worker).
 
@@ -176,7 +181,7 @@ class Runner:
         return self._ref_store
 
     def reference_run(self, conv: Conversation) -> ReferenceRun:
-        """Execute the expected calls on a memory copy; cached per conversation id."""
+        """Execute the expected calls on a memory copy; the last few are cached by id."""
         cached = self._ref_cache.get(conv.id)
         if cached is not None:
             return cached
@@ -214,6 +219,8 @@ class Runner:
                 run.turns.append(RefTurn(calls, tracking.changes()))
         finally:
             base.reset()
+        if len(self._ref_cache) >= REF_CACHE_SIZE:  # the oldest goes: memory stays flat
+            del self._ref_cache[next(iter(self._ref_cache))]
         self._ref_cache[conv.id] = run
         return run
 
