@@ -216,14 +216,14 @@ def crm_result(
                 infrastructure_failure(f"database error: {exc}")
             raise
     else:
-        conv = crm_case.conversation
-        assert conv is not None
         in_flight = request.config.stash.get(IN_FLIGHT, None)
         future = in_flight.take(request.node) if in_flight is not None else None
         try:
             if future is not None:  # run by a conversation slot, maybe finished already
                 result = future.result()
             else:
+                conv = crm_case.conversation  # (rebuilt from its line: once)
+                assert conv is not None
                 runner = request.getfixturevalue("crm_runner")
                 agent = request.getfixturevalue("crm_agent")
                 result = runner.run(conv, agent, trial=crm_case.trial)
