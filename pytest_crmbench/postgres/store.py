@@ -141,6 +141,7 @@ class PostgresStore:
         self._journal: list[Statement] = []  # the writes of the open transaction, in order
         self._savepoints: list[tuple[str, int]] = []  # (name, journal length when opened)
         self._aborted = False  # a statement failed: the transaction needs a rollback
+        self._ddl = False  # this transaction ran DDL (see _restart)
         # Rows of this transaction by (table, canonical id); None: known not to exist.
         self._rows: dict[tuple[str, str], Row | None] = {}
         self._exec("BEGIN")
@@ -168,12 +169,31 @@ class PostgresStore:
         self._exec(query, params, prepare=prepare)
         self._journal.append((query, params))
 
+    def _restart(self, end: str) -> None:
+        """End the transaction (COMMIT or ROLLBACK) and begin the next, in one round trip.
+
+        A ROLLBACK seen through a cursor makes psycopg forget every prepared statement
+        (and send DEALLOCATE ALL): it cannot know whether the transaction created the
+        objects they use. Here only :meth:`install_schema` runs DDL, so a rollback of a
+        DDL-free transaction goes straight to libpq, past that bookkeeping, and the hot
+        statements stay prepared from one item to the next.
+        """
+        if end == "ROLLBACK" and not self._ddl:
+            result = self._conn.pgconn.exec_(b"ROLLBACK; BEGIN")
+            if result.status != self._psycopg.pq.ExecStatus.COMMAND_OK:
+                self._aborted = True
+                message = (result.error_message or b"").decode("utf-8", "replace").strip()
+                raise self._psycopg.OperationalError(f"cannot roll back: {message}")
+        else:
+            self._exec(f"{end}; BEGIN")
+        self._ddl = False
+        self._aborted = False
+
     def _new_transaction(self, end: str) -> None:
         self._savepoints.clear()
         self._journal.clear()
         self._rows.clear()
-        self._exec(f"{end}; BEGIN")  # one round trip
-        self._aborted = False
+        self._restart(end)
 
     def close(self) -> None:
         if not self._conn.closed:
@@ -182,6 +202,7 @@ class PostgresStore:
     def install_schema(self) -> None:
         """Drop and recreate the CRM tables (inside the current transaction)."""
         self._rows.clear()
+        self._ddl = True
         self._write(schema_sql(), None)
 
     def mark_base(self) -> None:
@@ -326,8 +347,7 @@ class PostgresStore:
         keep = self._journal[:mark]
         self._journal = []
         self._rows.clear()
-        self._exec("ROLLBACK; BEGIN")
-        self._aborted = False
+        self._restart("ROLLBACK")
         if keep:
             try:
                 with self._conn.pipeline():  # the whole replay in one round trip
