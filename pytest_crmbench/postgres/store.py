@@ -50,6 +50,8 @@ class _Table:
             "INSERT INTO {} ({}) VALUES {} RETURNING {}", self.table, self.cols, self.row, self.cols
         )
         self.delete = self._text("DELETE FROM {} WHERE {} = %s", self.table, self.key)
+        self.insert_head = self._text("INSERT INTO {} ({}) VALUES ", self.table, self.cols)
+        self.row_text = self._text("{}", self.row)
         self._updates: dict[tuple[str, ...], str] = {}
 
     def _text(self, template: str, *parts: Any) -> str:
@@ -138,6 +140,7 @@ class PostgresStore:
         self._tables = {t: _Table(BY_TABLE[t], self._conn) for t in LOAD_ORDER}
         self._counter = 0
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._batches: dict[tuple[tuple[str, int], ...], str] = {}  # insert_many texts
         self._journal: list[Statement] = []  # the writes of the open transaction, in order
         self._savepoints: list[tuple[str, int]] = []  # (name, journal length when opened)
         self._aborted = False  # a statement failed: the transaction needs a rollback
@@ -281,34 +284,45 @@ class PostgresStore:
         of an earlier table in the same batch. Rows are not remembered (no RETURNING):
         most batches are seeds that are only partly read afterwards.
         """
-        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
-
-        parts: list[sql.Composable] = []
+        shape: list[tuple[str, int]] = []
         params: list[Any] = []
         for table in LOAD_ORDER:
             batch = records.get(table, ())
-            if not batch:
-                continue
-            t = self._tables[table]
-            rows = sql.SQL(", ").join([t.row] * len(batch))
-            parts.append(sql.SQL("INSERT INTO {} ({}) VALUES {}").format(t.table, t.cols, rows))
-            for record in batch:
-                params += t.values(record)
-        if not parts:
+            if batch:
+                shape.append((table, len(batch)))
+                t = self._tables[table]
+                for record in batch:
+                    params += t.values(record)
+        if not shape:
             return
-        *ctes, last = parts
-        query: sql.Composable = last
-        if ctes:
-            query = sql.SQL("WITH {} {}").format(
-                sql.SQL(", ").join(
-                    sql.SQL("w{} AS ({})").format(sql.SQL(str(i)), part)
-                    for i, part in enumerate(ctes)
-                ),
-                last,
-            )
         # Batches rarely repeat their shape: preparing them would only evict the hot
         # statements from psycopg's cache of prepared statements.
-        self._write(query.as_string(self._conn), params, prepare=False)
+        self._write(self._batch_query(tuple(shape)), params, prepare=False)
+
+    def _batch_query(self, shape: tuple[tuple[str, int], ...]) -> str:
+        """The text of one batch shape, joined from each table's pre-rendered pieces.
+
+        Plain string joins: composing it with psycopg.sql for every batch cost more than
+        the database's work on it.
+        """
+        query = self._batches.get(shape)
+        if query is None:
+            parts = [
+                self._tables[table].insert_head + ", ".join([self._tables[table].row_text] * n)
+                for table, n in shape
+            ]
+            *ctes, query = parts
+            if ctes:
+                query = (
+                    "WITH "
+                    + ", ".join(f"w{i} AS ({part})" for i, part in enumerate(ctes))
+                    + " "
+                    + query
+                )
+            if len(self._batches) >= 512:
+                self._batches.clear()
+            self._batches[shape] = query
+        return query
 
     def update(self, table: str, key: str, changes: Record) -> None:
         t = self._tables[table]
