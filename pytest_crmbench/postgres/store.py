@@ -182,15 +182,19 @@ class PostgresStore:
         statements stay prepared from one item to the next.
         """
         if end == "ROLLBACK" and not self._ddl:
-            result = self._conn.pgconn.exec_(b"ROLLBACK; BEGIN")
-            if result.status != self._psycopg.pq.ExecStatus.COMMAND_OK:
-                self._aborted = True
-                message = (result.error_message or b"").decode("utf-8", "replace").strip()
-                raise self._psycopg.OperationalError(f"cannot roll back: {message}")
+            self._exec_libpq(b"ROLLBACK; BEGIN")
         else:
             self._exec(f"{end}; BEGIN")
         self._ddl = False
         self._aborted = False
+
+    def _exec_libpq(self, command: bytes) -> None:
+        """Run ``command`` (no parameters, no rows) on libpq directly: one round trip."""
+        result = self._conn.pgconn.exec_(command)
+        if result.status != self._psycopg.pq.ExecStatus.COMMAND_OK:
+            self._aborted = True
+            message = (result.error_message or b"").decode("utf-8", "replace").strip()
+            raise self._psycopg.OperationalError(f"PostgreSQL refused {command!r}: {message}")
 
     def _new_transaction(self, end: str) -> None:
         self._savepoints.clear()
