@@ -44,11 +44,20 @@ def _pct(values: list[float], q: float) -> float:
 
 def count_round_trips(fn: Callable[[], None]) -> int:
     """Round trips to the server while ``fn`` runs: one per statement sent on its own,
-    one per pipeline (its statements travel together)."""
+    one per pipeline (its statements travel together), one per command the PostgreSQL
+    store sends on libpq directly (its rollbacks)."""
     import psycopg
+
+    from pytest_crmbench.postgres.store import PostgresStore
 
     count = 0
     execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
+    exec_libpq = PostgresStore._exec_libpq
+
+    def counted_exec_libpq(self: Any, command: bytes) -> None:
+        nonlocal count
+        count += 1
+        exec_libpq(self, command)
 
     def counted_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal count
@@ -65,11 +74,13 @@ def count_round_trips(fn: Callable[[], None]) -> int:
 
     psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
     psycopg.Connection.pipeline = counted_pipeline  # type: ignore[method-assign]
+    PostgresStore._exec_libpq = counted_exec_libpq  # type: ignore[method-assign]
     try:
         fn()
     finally:
         psycopg.Cursor.execute = execute  # type: ignore[method-assign]
         psycopg.Connection.pipeline = pipeline  # type: ignore[method-assign]
+        PostgresStore._exec_libpq = exec_libpq  # type: ignore[method-assign]
     return count
 
 

@@ -138,3 +138,38 @@ def test_missing_key_stays_missing_until_inserted(store: Store, key: str) -> Non
     record = {**_client(0), "client_id": key}
     store.insert("clients", record)
     assert store.get("clients", key) == record
+
+
+def _prepared(store: Store) -> set[str]:
+    """The statements the store's own PostgreSQL session holds prepared."""
+    conn = store._conn  # type: ignore[attr-defined]
+    return {row[0] for row in conn.execute("SELECT statement FROM pg_prepared_statements")}
+
+
+def test_prepared_statements_outlive_reset(store: Store, world: SeedWorld) -> None:
+    """A rollback must not cost the session its prepared statements (psycopg drops them
+    on any ROLLBACK it sees; the store rolls back past it when no DDL ran)."""
+    if store.backend != "postgres":
+        pytest.skip("prepared statements are a PostgreSQL matter")
+    active = [c for c in world.tables["clients"] if c["status"] == "Active"]
+    for _ in range(8):
+        assert store.find("clients", [Cond("status", "ieq", "active")]) == active
+    before = _prepared(store)
+    assert any("lower" in text and '"status"' in text for text in before)
+    store.reset()
+    assert _prepared(store) >= before
+    assert store.find("clients", [Cond("status", "ieq", "active")]) == active
+
+
+def test_rolled_back_schema_install_leaves_a_working_store(store: Store, world: SeedWorld) -> None:
+    """DDL rolled back: the statements prepared on the dropped tables must not be reused."""
+    if store.backend != "postgres":
+        pytest.skip("schema installs are a PostgreSQL matter")
+    store.install_schema()  # type: ignore[attr-defined]
+    for _ in range(8):
+        assert store.find("clients", [Cond("status", "ieq", "active")]) == []
+    store.reset()
+    active = [c for c in world.tables["clients"] if c["status"] == "Active"]
+    for _ in range(8):
+        assert store.find("clients", [Cond("status", "ieq", "active")]) == active
+    assert len(store.find("clients")) == len(world.tables["clients"])

@@ -50,6 +50,8 @@ class _Table:
             "INSERT INTO {} ({}) VALUES {} RETURNING {}", self.table, self.cols, self.row, self.cols
         )
         self.delete = self._text("DELETE FROM {} WHERE {} = %s", self.table, self.key)
+        self.insert_head = self._text("INSERT INTO {} ({}) VALUES ", self.table, self.cols)
+        self.row_text = self._text("{}", self.row)
         self._updates: dict[tuple[str, ...], str] = {}
 
     def _text(self, template: str, *parts: Any) -> str:
@@ -138,9 +140,11 @@ class PostgresStore:
         self._tables = {t: _Table(BY_TABLE[t], self._conn) for t in LOAD_ORDER}
         self._counter = 0
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._batches: dict[tuple[tuple[str, int], ...], str] = {}  # insert_many texts
         self._journal: list[Statement] = []  # the writes of the open transaction, in order
         self._savepoints: list[tuple[str, int]] = []  # (name, journal length when opened)
         self._aborted = False  # a statement failed: the transaction needs a rollback
+        self._ddl = False  # this transaction ran DDL (see _restart)
         # Rows of this transaction by (table, canonical id); None: known not to exist.
         self._rows: dict[tuple[str, str], Row | None] = {}
         self._exec("BEGIN")
@@ -168,12 +172,35 @@ class PostgresStore:
         self._exec(query, params, prepare=prepare)
         self._journal.append((query, params))
 
+    def _restart(self, end: str) -> None:
+        """End the transaction (COMMIT or ROLLBACK) and begin the next, in one round trip.
+
+        A ROLLBACK seen through a cursor makes psycopg forget every prepared statement
+        (and send DEALLOCATE ALL): it cannot know whether the transaction created the
+        objects they use. Here only :meth:`install_schema` runs DDL, so a rollback of a
+        DDL-free transaction goes straight to libpq, past that bookkeeping, and the hot
+        statements stay prepared from one item to the next.
+        """
+        if end == "ROLLBACK" and not self._ddl:
+            self._exec_libpq(b"ROLLBACK; BEGIN")
+        else:
+            self._exec(f"{end}; BEGIN")
+        self._ddl = False
+        self._aborted = False
+
+    def _exec_libpq(self, command: bytes) -> None:
+        """Run ``command`` (no parameters, no rows) on libpq directly: one round trip."""
+        result = self._conn.pgconn.exec_(command)
+        if result.status != self._psycopg.pq.ExecStatus.COMMAND_OK:
+            self._aborted = True
+            message = (result.error_message or b"").decode("utf-8", "replace").strip()
+            raise self._psycopg.OperationalError(f"PostgreSQL refused {command!r}: {message}")
+
     def _new_transaction(self, end: str) -> None:
         self._savepoints.clear()
         self._journal.clear()
         self._rows.clear()
-        self._exec(f"{end}; BEGIN")  # one round trip
-        self._aborted = False
+        self._restart(end)
 
     def close(self) -> None:
         if not self._conn.closed:
@@ -182,6 +209,7 @@ class PostgresStore:
     def install_schema(self) -> None:
         """Drop and recreate the CRM tables (inside the current transaction)."""
         self._rows.clear()
+        self._ddl = True
         self._write(schema_sql(), None)
 
     def mark_base(self) -> None:
@@ -260,34 +288,45 @@ class PostgresStore:
         of an earlier table in the same batch. Rows are not remembered (no RETURNING):
         most batches are seeds that are only partly read afterwards.
         """
-        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
-
-        parts: list[sql.Composable] = []
+        shape: list[tuple[str, int]] = []
         params: list[Any] = []
         for table in LOAD_ORDER:
             batch = records.get(table, ())
-            if not batch:
-                continue
-            t = self._tables[table]
-            rows = sql.SQL(", ").join([t.row] * len(batch))
-            parts.append(sql.SQL("INSERT INTO {} ({}) VALUES {}").format(t.table, t.cols, rows))
-            for record in batch:
-                params += t.values(record)
-        if not parts:
+            if batch:
+                shape.append((table, len(batch)))
+                t = self._tables[table]
+                for record in batch:
+                    params += t.values(record)
+        if not shape:
             return
-        *ctes, last = parts
-        query: sql.Composable = last
-        if ctes:
-            query = sql.SQL("WITH {} {}").format(
-                sql.SQL(", ").join(
-                    sql.SQL("w{} AS ({})").format(sql.SQL(str(i)), part)
-                    for i, part in enumerate(ctes)
-                ),
-                last,
-            )
         # Batches rarely repeat their shape: preparing them would only evict the hot
         # statements from psycopg's cache of prepared statements.
-        self._write(query.as_string(self._conn), params, prepare=False)
+        self._write(self._batch_query(tuple(shape)), params, prepare=False)
+
+    def _batch_query(self, shape: tuple[tuple[str, int], ...]) -> str:
+        """The text of one batch shape, joined from each table's pre-rendered pieces.
+
+        Plain string joins: composing it with psycopg.sql for every batch cost more than
+        the database's work on it.
+        """
+        query = self._batches.get(shape)
+        if query is None:
+            parts = [
+                self._tables[table].insert_head + ", ".join([self._tables[table].row_text] * n)
+                for table, n in shape
+            ]
+            *ctes, query = parts
+            if ctes:
+                query = (
+                    "WITH "
+                    + ", ".join(f"w{i} AS ({part})" for i, part in enumerate(ctes))
+                    + " "
+                    + query
+                )
+            if len(self._batches) >= 512:
+                self._batches.clear()
+            self._batches[shape] = query
+        return query
 
     def update(self, table: str, key: str, changes: Record) -> None:
         t = self._tables[table]
@@ -326,8 +365,7 @@ class PostgresStore:
         keep = self._journal[:mark]
         self._journal = []
         self._rows.clear()
-        self._exec("ROLLBACK; BEGIN")
-        self._aborted = False
+        self._restart("ROLLBACK")
         if keep:
             try:
                 with self._conn.pipeline():  # the whole replay in one round trip
