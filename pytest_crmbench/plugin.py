@@ -146,6 +146,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None:
         state.admin_url = workerinput.get("crmbench_admin_url")
         state.provider = workerinput.get("crmbench_provider")
+        state.disposable_server = bool(workerinput.get("crmbench_disposable"))
     benchmark = _is_benchmark_run(config)
     if settings.results and settings.resume:
         part = read_stream(settings.results)

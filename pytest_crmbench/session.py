@@ -532,6 +532,7 @@ class XdistController:
         if self.state.admin_url:
             node.workerinput["crmbench_admin_url"] = self.state.admin_url
             node.workerinput["crmbench_provider"] = self.state.provider
+            node.workerinput["crmbench_disposable"] = self.state.disposable_server
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if str(report.when) != "???" or not report.failed:

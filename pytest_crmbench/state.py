@@ -41,6 +41,9 @@ class CrmState:
     latest: list[ItemResult] = field(default_factory=list)  # resumed + this run, by case
     server: PostgresServer | None = None  # the server this process started (and must stop)
     admin_url: str | None = None  # PostgreSQL server to create worker databases on
+    # The run started that server (embedded or a container) and discards it whole at the
+    # end: its databases need no DROP (one per conversation slot would cost seconds).
+    disposable_server: bool = False
     provider: str | None = None
     provider_notes: list[str] = field(default_factory=list)  # e.g. a Docker → embedded fallback
     dataset_info: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +85,7 @@ class CrmState:
                 mode, url=url, image=self.settings.postgres_image, timeout=timeout
             )
             self.admin_url = self.server.admin_url
+            self.disposable_server = self.server.provider != "url"
             self.provider = self.server.description
             self.provider_notes = list(self.server.notes)
         return self.admin_url
@@ -110,7 +114,7 @@ class CrmState:
         for store in self.stores:
             with contextlib.suppress(Exception):  # best effort at exit
                 store.close()
-        if self.admin_url and self.stores_db:
+        if self.admin_url and self.stores_db and not self.disposable_server:
             from pytest_crmbench.postgres import drop_database  # lazy: psycopg
 
             for name in self.stores_db:
