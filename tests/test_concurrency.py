@@ -303,3 +303,28 @@ def test_the_claude_agent_in_flight_shares_one_client_and_overlaps_its_requests(
         assert 2 <= server.stats_dict()["max_in_flight"] <= 6
     assert {r["passed"] for r in serial} == {True}
     assert [_verdict(r) for r in inflight] == [_verdict(r) for r in serial]
+
+
+@pytest.mark.parametrize("indent", [(), ("--json-report-indent=2",)], ids=["packed", "indented"])
+def test_the_report_of_an_xdist_run_holds_every_item_record(
+    pytester: pytest.Pytester, indent: tuple[str, ...]
+) -> None:
+    """pytest-json-report asks for metadata on the worker only: the controller fills
+    each item's record in from what it collected (it used to leave none)."""
+    from plugin_support.project import load_report, metadata
+
+    make_project(pytester, golden=False)
+    result = pytester.runpytest_subprocess(
+        *MEMORY,
+        "-p",
+        "no:randomly",
+        "-n",
+        "2",
+        "--crm-concurrency=2",
+        "--crm-report=r.json",
+        *indent,
+    )
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    records = metadata(load_report(pytester.path / "r.json"))
+    assert len(records) == 12
+    assert all(r["passed"] and r["turns"] for r in records.values())
