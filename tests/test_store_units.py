@@ -146,11 +146,20 @@ def _prepared(store: Store) -> set[str]:
     return {row[0] for row in conn.execute("SELECT statement FROM pg_prepared_statements")}
 
 
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "store",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("docker", marks=[pytest.mark.postgres, pytest.mark.docker]),
+    ],
+    indirect=True,
+)
+
+
+@POSTGRES_ONLY
 def test_prepared_statements_outlive_reset(store: Store, world: SeedWorld) -> None:
     """A rollback must not cost the session its prepared statements (psycopg drops them
     on any ROLLBACK it sees; the store rolls back past it when no DDL ran)."""
-    if store.backend != "postgres":
-        pytest.skip("prepared statements are a PostgreSQL matter")
     active = [c for c in world.tables["clients"] if c["status"] == "Active"]
     for _ in range(8):
         assert store.find("clients", [Cond("status", "ieq", "active")]) == active
@@ -161,10 +170,9 @@ def test_prepared_statements_outlive_reset(store: Store, world: SeedWorld) -> No
     assert store.find("clients", [Cond("status", "ieq", "active")]) == active
 
 
+@POSTGRES_ONLY
 def test_rolled_back_schema_install_leaves_a_working_store(store: Store, world: SeedWorld) -> None:
     """DDL rolled back: the statements prepared on the dropped tables must not be reused."""
-    if store.backend != "postgres":
-        pytest.skip("schema installs are a PostgreSQL matter")
     store.install_schema()  # type: ignore[attr-defined]
     for _ in range(8):
         assert store.find("clients", [Cond("status", "ieq", "active")]) == []
