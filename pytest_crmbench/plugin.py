@@ -434,5 +434,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     s = state.settings
     where = s.backend if s.backend == "memory" else f"postgres ({state.provider or s.postgres})"
     lines = [f"crmbench: agent={s.agent} backend={where} trials={s.trials}"]
+    if s.concurrency > 1:  # per process: with -n, each worker has as many in flight
+        lines[0] += f" concurrency={s.concurrency} per process"
     lines += [f"crmbench: note: {note}" for note in state.provider_notes]
     return lines

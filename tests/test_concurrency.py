@@ -328,3 +328,11 @@ def test_the_report_of_an_xdist_run_holds_every_item_record(
     records = metadata(load_report(pytester.path / "r.json"))
     assert len(records) == 12
     assert all(r["passed"] and r["turns"] for r in records.values())
+
+
+def test_the_header_says_how_many_conversations_are_in_flight(pytester: pytest.Pytester) -> None:
+    make_project(pytester, golden=False)
+    shown = pytester.runpytest(*MEMORY, "--co", "--crm-concurrency=3").stdout.str()
+    assert "crmbench: agent=replay backend=memory trials=1 concurrency=3 per process" in shown
+    serial = pytester.runpytest(*MEMORY, "--co").stdout.str()
+    assert "trials=1" in serial and "concurrency" not in serial
