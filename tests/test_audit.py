@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,25 +42,29 @@ def test_the_shipped_data_passes_the_audit(shipped_report) -> None:  # type: ign
             assert rows[name].conversation_rate <= 0.01 and rows[name].turn_rate <= 0.05, name
 
 
-def test_the_audit_fails_a_dataset_a_cheater_can_pass(tmp_path: Path) -> None:
-    """A read-only conversation with no fact to convey: any agent passes it."""
+def _one_turn_dataset(tmp_path: Path, conv_id: str, user: str, call: dict[str, Any]) -> Path:
+    """A dataset of one single-turn conversation with one reference call."""
     line = {
         "format": "crmbench/1",
-        "id": "WEAK-1",
+        "id": conv_id,
         "workflow": "Opportunity Management",
         "complexity": "simple",
         "reference_date": "2025-10-01",
-        "turns": [
-            {
-                "user": "Look up the deals in Negotiation for me.",
-                "expected_calls": [
-                    {"tool": "opportunity_search", "args": {"stage": "Negotiation"}}
-                ],
-            }
-        ],
+        "turns": [{"user": user, "expected_calls": [call]}],
     }
-    path = tmp_path / "weak.jsonl"
+    path = tmp_path / f"{conv_id.lower()}.jsonl"
     path.write_text(json.dumps(line) + "\n")
+    return path
+
+
+def test_the_audit_fails_a_dataset_a_cheater_can_pass(tmp_path: Path) -> None:
+    """A read-only conversation with no fact to convey: any agent passes it."""
+    path = _one_turn_dataset(
+        tmp_path,
+        "WEAK-1",
+        "Look up the deals in Negotiation for me.",
+        {"tool": "opportunity_search", "args": {"stage": "Negotiation"}},
+    )
     report = audit(load_dataset(path).conversations)
     assert any(p.startswith("noop: passes 100.0% of the conversations") for p in report.problems)
     assert main(["audit", f"--dataset={path}", "--json"]) == 1
@@ -67,28 +72,15 @@ def test_the_audit_fails_a_dataset_a_cheater_can_pass(tmp_path: Path) -> None:
 
 def test_a_conversation_the_oracle_cannot_run_is_reported(tmp_path: Path) -> None:
     """A dataset defect (a reference call the CRM refuses) is a problem, not a silent skip."""
-    line = {
-        "format": "crmbench/1",
-        "id": "BROKEN-1",
-        "workflow": "Opportunity Management",
-        "complexity": "simple",
-        "reference_date": "2025-10-01",
-        "turns": [
-            {
-                "user": "Move the deal 00000000-0000-4000-8000-000000000000 to Negotiation.",
-                "expected_calls": [
-                    {
-                        "tool": "modify_opportunity",
-                        "args": {
-                            "opportunity_id": "00000000-0000-4000-8000-000000000000",
-                            "updates": {"stage": "Negotiation"},
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "broken.jsonl"
-    path.write_text(json.dumps(line) + "\n")
+    deal = "00000000-0000-4000-8000-000000000000"
+    path = _one_turn_dataset(
+        tmp_path,
+        "BROKEN-1",
+        f"Move the deal {deal} to Negotiation.",
+        {
+            "tool": "modify_opportunity",
+            "args": {"opportunity_id": deal, "updates": {"stage": "Negotiation"}},
+        },
+    )
     report = audit(load_dataset(path).conversations)
     assert any("BROKEN-1" in p and "dataset defect" in p for p in report.problems)
