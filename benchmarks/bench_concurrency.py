@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -45,11 +44,11 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench_scaling import REPO, make_project  # the same throw-away project
+from benchlib import PeakSampler, machine_info, write_results
 
 SETTINGS: tuple[tuple[str, int, int], ...] = (
     ("serial", 0, 1),
@@ -58,60 +57,6 @@ SETTINGS: tuple[tuple[str, int, int], ...] = (
 )
 TARGETS = {"c32": 20.0, "n2c16": 30.0}
 MEMORY_TARGET_MB = 600.0
-
-
-# == peak memory of a process tree ===================================================
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def _pss_kb(pid: int) -> int:
-    """Proportional set size: shared pages (PostgreSQL's shared buffers, the libraries
-    every worker maps) split among the processes sharing them, so the sum over a tree
-    is the memory it really uses; resident size where the kernel gives no PSS."""
-    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    if line.startswith(key):
-                        return int(line.split()[1])
-        except OSError:
-            continue
-    return 0
-
-
-def tree_mb(root: int) -> float:
-    """Memory (PSS) of ``root`` and all its descendants, in MB."""
-    tree = _children()
-    todo, total = [root], 0
-    while todo:
-        pid = todo.pop()
-        total += _pss_kb(pid)
-        todo += tree.get(pid, [])
-    return total / 1024
-
-
-class PeakSampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = 0.0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.2):
-            self.peak = max(self.peak, tree_mb(self.pid))
 
 
 # == one run ==========================================================================
@@ -152,12 +97,11 @@ def run_once(
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    sampler = PeakSampler(proc.pid)
+    sampler = PeakSampler(proc.pid, "pss", 0.2)
     sampler.start()
     output, _ = proc.communicate()
     wall = time.monotonic() - started
-    sampler.done.set()
-    sampler.join()
+    peak = sampler.stop()
     stats = server.stats_dict()
     rows = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines() if x]
     rows = [r for r in rows if "case_id" in r]
@@ -180,7 +124,7 @@ def run_once(
         "model_phase_s": round(phase, 3),
         "items_per_s_wall": round(len(rows) / wall, 4),
         "items_per_s_model_phase": round(len(rows) / phase, 4),
-        "peak_mb": round(sampler.peak, 1),
+        "peak_mb": round(peak, 1),
     }
     return run, rows
 
@@ -363,12 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         f"verdicts identical to serial: {verdict}"
     )
     out = {
-        "machine": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine_info(),
         "config": {
             "count": args.count,
             "latency_s": args.latency,
@@ -383,10 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdict": verdict,
         "wall_seconds": round(time.monotonic() - began, 1),
     }
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    print(f"wrote {write_results(args.output, out)}")
     return 0
 
 

@@ -23,15 +23,15 @@ apart.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchlib import machine_info, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_STEPS_PER_S = 2000.0
@@ -174,36 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     ratio = summary["replay"]["loop_steps_per_s"] / summary["runner"]["loop_steps_per_s"]
     print(f"   env loop / Runner.run, same replay work: {ratio:.2f}x")
 
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "python": platform.python_version(),
-                    "implementation": platform.python_implementation(),
-                    "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "load_average": load,
-                    "gymnasium": gymnasium.__version__,
-                },
-                "config": {"repeat": args.repeat, "conversations": len(cases)},
-                "runs": runs,
-                "cold_replay": cold,
-                "summary": summary,
-                "target_id": "P9",
-                "target_steps_per_s": TARGET_STEPS_PER_S,
-                "value": p9,
-                "verdict": verdict,
-                "env_loop_over_runner": ratio,
-                "wall_seconds": time.perf_counter() - started_all,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
+    written = write_results(
+        args.output,
+        {
+            "machine": machine_info(gymnasium=gymnasium.__version__),
+            "config": {"repeat": args.repeat, "conversations": len(cases)},
+            "runs": runs,
+            "cold_replay": cold,
+            "summary": summary,
+            "target_id": "P9",
+            "target_steps_per_s": TARGET_STEPS_PER_S,
+            "value": p9,
+            "verdict": verdict,
+            "env_loop_over_runner": ratio,
+            "wall_seconds": time.perf_counter() - started_all,
+        },
     )
-    print(f"results written to {args.output}")
+    print(f"results written to {written}")
     return 0
 
 

@@ -19,7 +19,6 @@ P2, P3, P5 and P7 time real `pytest` subprocesses from the repository root.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -32,6 +31,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchlib import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM_CONV_PER_S = 34.0
@@ -267,22 +268,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(data, dict):
             print(f"  {name}: {data['last_line']}")
 
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(
-        json.dumps(
-            {
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "memory": mem,
-                "postgres": pg,
-                "suite": suite,
-                "verdicts": verdicts,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
+    write_results(
+        args.output,
+        {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "memory": mem,
+            "postgres": pg,
+            "suite": suite,
+            "verdicts": verdicts,
+        },
     )
     print(f"results written to {args.output}")
     return 0

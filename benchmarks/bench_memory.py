@@ -33,19 +33,17 @@ Exit status: 0 after a run, 2 when it cannot run (generation or a run failed).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchlib import PeakSampler, machine_info, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_PEAK_MB = 300.0  # a 12,000-conversation replay
@@ -53,59 +51,23 @@ TARGET_COLLECT_S = 5.0  # collecting 12,000 conversations
 TARGET_SIZE = 12000
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and its descendants (Linux ``/proc``; 0 elsewhere)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-    try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-                fields = fh.read().rpartition(")")[2].split()
-            with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
-                rss[pid] = int(fh.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += children.get(pid, [])
-    return total
-
-
 def measure(cmd: list[str], cwd: Path) -> dict[str, Any]:
     """Run ``cmd``; its wall time, exit code, peak RSS (main process and tree), output."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak_tree = 0
-    done = threading.Event()
-
-    def poll() -> None:
-        nonlocal peak_tree
-        while not done.is_set():
-            peak_tree = max(peak_tree, _tree_rss(proc.pid))
-            done.wait(0.02)
-
-    sampler = threading.Thread(target=poll, daemon=True)
+    sampler = PeakSampler(proc.pid, "rss", 0.02)
     sampler.start()
     out = proc.stdout.read() if proc.stdout is not None else b""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
-    done.set()
-    sampler.join()
+    peak_tree = sampler.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {
         "wall_s": round(wall, 3),
         "exit": proc.returncode,
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),  # main process, not workers
         "peak_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
-        "peak_tree_mb": round(peak_tree / 2**20, 1),
+        "peak_tree_mb": round(peak_tree, 1),
         "tail": out.decode("utf-8", "replace")[-2000:],
     }
 
@@ -283,14 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{TARGET_COLLECT_S:g} s  {verdicts['collect']}"
         )
     result = {
-        "machine": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        },
+        "machine": machine_info(),
         "config": {
             "sizes": sizes,
             "repeat": args.repeat,
@@ -305,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdicts": verdicts,
         "wall_seconds": round(time.monotonic() - began, 1),
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"results: {out}")
+    print(f"results: {write_results(args.output, result)}")
     return 0
 
 

@@ -31,16 +31,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchlib import machine_info, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 6.0
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     def med(workers: int, key: str) -> float:
-        return statistics.median(r[key] for r in runs if r["workers"] == workers)
+        return float(statistics.median(r[key] for r in runs if r["workers"] == workers))
 
     def ratios(key: str) -> list[float]:
         one = {r["repeat"]: r[key] for r in runs if r["workers"] == 1}
@@ -201,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"   throughput -n {args.workers} / -n 1 (wall, start-up included): {wall_ratio:.2f}x")
     out = {
-        "machine": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine_info(),
         "config": {
             "count": args.count,
             "workers": args.workers,
@@ -231,10 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdict": verdict,
         "wall_seconds": round(time.monotonic() - began, 1),
     }
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    print(f"wrote {write_results(args.output, out)}")
     return 0
 
 

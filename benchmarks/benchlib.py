@@ -1,0 +1,106 @@
+"""What the benchmark scripts share: machine facts, the results file, and the memory of
+a process tree (a run with xdist workers or a PostgreSQL server is several processes).
+
+Imported by the scripts next to it (``python benchmarks/bench_x.py`` puts this folder
+on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+Measure = Literal["rss", "pss"]
+
+
+def machine_info(**extra: Any) -> dict[str, Any]:
+    """When and where a benchmark ran (the load average says how busy the machine was)."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        **extra,
+    }
+
+
+def write_results(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """The JSON results file (its folder made if needed)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return tree
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                ppid = int(fh.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _process_kb(pid: int, measure: Measure) -> int:
+    """Resident size, or proportional set size (PSS: shared pages — PostgreSQL's shared
+    buffers, the libraries every worker maps — split among their sharers, so a sum over
+    processes is the memory they really use; resident size where there is no PSS)."""
+    sources = [(f"/proc/{pid}/status", "VmRSS:")]
+    if measure == "pss":
+        sources.insert(0, (f"/proc/{pid}/smaps_rollup", "Pss:"))
+    for path, key in sources:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith(key):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return 0
+
+
+def tree_mb(root: int, measure: Measure = "pss") -> float:
+    """Memory of ``root`` and all its descendants, in MB (Linux ``/proc``; 0 elsewhere)."""
+    tree = _children()
+    todo, total = [root], 0
+    while todo:
+        pid = todo.pop()
+        total += _process_kb(pid, measure)
+        todo += tree.get(pid, [])
+    return total / 1024
+
+
+class PeakSampler(threading.Thread):
+    """The highest :func:`tree_mb` of a process tree, sampled every ``interval`` s until
+    :meth:`stop`."""
+
+    def __init__(self, pid: int, measure: Measure = "pss", interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.measure, self.interval = pid, measure, interval
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, tree_mb(self.pid, self.measure))
+            if self._done.wait(self.interval):
+                return
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join()
+        return self.peak_mb
