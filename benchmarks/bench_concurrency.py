@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_scaling import REPO, make_project  # the same throw-away project
-from benchlib import PeakSampler, machine_info, write_results
+from benchlib import PeakSampler, machine_info, subprocess_env, write_results
 
 SETTINGS: tuple[tuple[str, int, int], ...] = (
     ("serial", 0, 1),
@@ -187,22 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for b in backends
             }
-            base_env = {
-                k: v
-                for k, v in os.environ.items()
-                if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_BASE_URL"))
-                # As on a user's machine: compiled modules (and pytest's rewritten ones)
-                # are cached, not recompiled by every process of every run.
-                and k != "PYTHONDONTWRITEBYTECODE"
-            }
-            envs = {
-                b: {
-                    **base_env,
-                    "ANTHROPIC_API_KEY": "bench-fake-key",
-                    "ANTHROPIC_BASE_URL": servers[b].anthropic_base_url,
-                }
-                for b in backends
-            }
+            envs = {b: subprocess_env(servers[b]) for b in backends}
 
             def one(setting: tuple[str, int, int], backend: str, repeat: int) -> None:
                 run, rows = run_once(tmp, servers[backend], setting, backend, envs[backend])

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import PeakSampler, machine_info, write_results
+from benchlib import PeakSampler, machine_info, subprocess_env, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_PEAK_MB = 300.0  # a 12,000-conversation replay
@@ -96,7 +96,7 @@ def make_project(root: Path, conversations: Path) -> Path:
 
 # As a user runs it: bytecode (and pytest's rewritten plugin modules) cached on disk, not
 # compiled again on every start (~3 s of a 12,000-item collection with the variable set).
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV = subprocess_env()
 PYTEST = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:randomly"]
 PYTEST += ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 

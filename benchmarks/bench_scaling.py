@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine_info, write_results
+from benchlib import machine_info, subprocess_env, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 6.0
@@ -89,6 +88,7 @@ def run_once(
     wall = time.monotonic() - started
     stats = server.stats_dict()
     rows = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines() if x]
+    rows = [r for r in rows if "case_id" in r]  # not the runs' header lines
     passed = sum(r["outcome"] == "passed" for r in rows)
     if proc.returncode != 0 or passed != len(rows) or not rows:
         tail = (proc.stdout + proc.stderr)[-3000:]
@@ -139,14 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         conversations = make_project(tmp, Path(args.dataset), args.count)
         oracle = OraclePolicy(conversations)
         with FakeModelServer(RouterPolicy(oracle), latency=args.latency) as server:
-            env = {
-                k: v
-                for k, v in os.environ.items()
-                if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_BASE_URL"))
-            }
-            env["ANTHROPIC_API_KEY"] = env["OPENAI_API_KEY"] = "bench-fake-key"
-            env["ANTHROPIC_BASE_URL"] = server.anthropic_base_url
-            env["OPENAI_BASE_URL"] = server.openai_base_url
+            env = subprocess_env(server)
             runs: list[dict[str, Any]] = []
             for repeat in range(args.repeat):
                 order = [1, args.workers] if repeat % 2 == 0 else [args.workers, 1]

@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: machine facts, the results file, and the memory of
-a process tree (a run with xdist workers or a PostgreSQL server is several processes).
+"""What the benchmark scripts share: machine facts, the results file, the environment of
+a measured subprocess, and the memory of a process tree (a run with xdist workers or a
+PostgreSQL server is several processes).
 
 Imported by the scripts next to it (``python benchmarks/bench_x.py`` puts this folder
 on ``sys.path``).
@@ -37,6 +38,23 @@ def write_results(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def subprocess_env(fake_model: Any = None) -> dict[str, str]:
+    """The environment of a measured ``pytest`` subprocess: bytecode cached as on a
+    user's machine (a sandbox may set ``PYTHONDONTWRITEBYTECODE``, and every process
+    would recompile the plugin and the SDKs); with ``fake_model`` (a ``FakeModelServer``)
+    no real key or base URL, fake keys and the server's URLs for both SDKs."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if fake_model is not None:
+        env = {k: v for k, v in env.items() if not k.endswith(SECRET_SUFFIXES)}
+        env["ANTHROPIC_API_KEY"] = env["OPENAI_API_KEY"] = "bench-fake-key"
+        env["ANTHROPIC_BASE_URL"] = fake_model.anthropic_base_url
+        env["OPENAI_BASE_URL"] = fake_model.openai_base_url
+    return env
+
+
+SECRET_SUFFIXES = ("_API_KEY", "_AUTH_TOKEN", "_BASE_URL")
 
 
 def _children() -> dict[int, list[int]]:
