@@ -10,7 +10,7 @@ results stream and resume are those of a serial run; only the waiting overlaps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -47,6 +47,7 @@ class InFlight:
         self._pool: ConversationPool | None = None
         self._futures: dict[str, Future[ItemResult]] = {}
         self._positions: dict[str, int] | None = None
+        self._cursor = 0  # a plain run: the first item no fill has dealt with yet
         self._worker: Any = None  # xdist's WorkerInteractor, in a worker
 
     # -- hooks ------------------------------------------------------------------------
@@ -84,31 +85,41 @@ class InFlight:
         if session is None or session.shouldstop or session.shouldfail:
             return
         room = self.size * AHEAD_PER_SLOT - len(self._futures)
-        for upcoming in self._upcoming(item):
+        upcoming = self._queued(item) if self._worker is not None else self._following(item)
+        for next_item in upcoming:
             if room <= 0:
                 break
-            if upcoming.nodeid in self._futures or not _runs_a_conversation(upcoming):
+            if next_item.nodeid in self._futures or not _runs_a_conversation(next_item):
                 continue
-            case = item_case(upcoming)
-            assert case is not None and case.conversation is not None
-            self._futures[upcoming.nodeid] = self.pool.submit(case.conversation, case.trial)
+            case = item_case(next_item)
+            conv = case.conversation if case is not None else None  # (rebuilt: once)
+            assert case is not None and conv is not None
+            self._futures[next_item.nodeid] = self.pool.submit(conv, case.trial)
             room -= 1
 
-    def _upcoming(self, item: pytest.Item) -> list[pytest.Item]:
-        """``item`` and the items this process runs after it, in order (as far as known:
-        an xdist worker knows the items queued for it so far)."""
+    def _queued(self, item: pytest.Item) -> list[pytest.Item]:
+        """An xdist worker: ``item`` and the items queued for it so far, in order."""
+        assert self.session is not None
+        worker, items = self._worker, self.session.items
+        with worker.torun.lock() as queued:
+            indices = [worker.nextitem_index, *list(queued)[: self.size * AHEAD_PER_SLOT * 2]]
+        return [item] + [items[i] for i in indices if isinstance(i, int)]
+
+    def _following(self, item: pytest.Item) -> Iterator[pytest.Item]:
+        """A plain run: the items from ``item`` on, in order, each looked at once over the
+        run (the cursor moves past an item once the fill has dealt with it)."""
         assert self.session is not None
         items = self.session.items
-        reach = self.size * AHEAD_PER_SLOT * 2
-        if self._worker is not None:
-            worker = self._worker
-            with worker.torun.lock() as queued:
-                indices = [worker.nextitem_index, *list(queued)[:reach]]
-            return [item] + [items[i] for i in indices if isinstance(i, int)]
         if self._positions is None:
             self._positions = {it.nodeid: n for n, it in enumerate(items)}
         start = self._positions.get(item.nodeid)
-        return [item] if start is None else items[start : start + reach]
+        if start is None:
+            yield item
+            return
+        self._cursor = max(self._cursor, start)
+        while self._cursor < len(items):
+            yield items[self._cursor]
+            self._cursor += 1
 
     # -- the pool ----------------------------------------------------------------------
     @property
@@ -128,7 +139,7 @@ class InFlight:
 def _runs_a_conversation(item: pytest.Item) -> bool:
     """An agent item that will run (not skipped by a mark: e.g. an Arc dataset defect)."""
     case = item_case(item)
-    if case is None or case.kind == "golden_sandbox" or case.conversation is None:
+    if case is None or case.kind == "golden_sandbox":
         return False
     if item.get_closest_marker("skip") is not None:
         return False
