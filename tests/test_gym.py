@@ -334,3 +334,43 @@ def test_the_readme_example_runs_as_written(capsys: pytest.CaptureFixture[str]) 
     exec(compile(readme_example(), "README.md", "exec"), {"__name__": "readme"})
     out = capsys.readouterr().out
     assert re.search(r"episode 0: \d+ steps, reward [\d.]+", out), out
+
+
+@pytest.mark.parametrize("agent", ["DropsSomeCalls", "KnowsTheAnswers"])
+def test_episodes_score_as_the_pytest_items_of_the_same_agent(
+    pytester: pytest.Pytester, agent: str
+) -> None:
+    """Through pytest (items, fixtures, results stream) and through the env, the same
+    honest agent gets the same verdict per conversation and per turn (mixed verdicts:
+    ``DropsSomeCalls`` gets about a third of the turns wrong)."""
+    import importlib.util
+
+    from plugin_support.project import MEMORY, make_project, stream_rows
+
+    root = make_project(pytester, golden=False)
+    ran = pytester.runpytest(
+        *MEMORY, "-p", "no:randomly", f"--agent=crm_agents:{agent}", "--crm-results=r.jsonl"
+    )
+    assert ran.ret in (0, 1), ran.stdout.str()[-2000:]
+    items = {r["case_id"]: r for r in stream_rows(root / "r.jsonl")}
+    spec = importlib.util.spec_from_file_location("crm_agents_copy", root / "crm_agents.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made = gymnasium.make("crmbench/CRM-v0", dataset=str(root / "cases" / "conversations.jsonl"))
+    try:
+        for case_id, item in items.items():
+            if item["outcome"] == "error":  # the agent crashed: the episode ends the same way
+                with pytest.raises(Exception, match="no call of turn"):
+                    crm_gym.play(made, getattr(module, agent)(), options={"case": case_id})
+                continue
+            played = crm_gym.play(made, getattr(module, agent)(), options={"case": case_id})
+            assert played.item is not None
+            assert played.item["passed"] == item["passed"], case_id
+            assert played.turn_rewards == [float(t["passed"]) for t in item["turns"]], case_id
+    finally:
+        made.close()
+    assert len(items) == 12
+    if agent == "DropsSomeCalls":
+        judged = [r for r in items.values() if r["outcome"] != "error"]
+        assert {r["passed"] for r in judged} == {True, False}
