@@ -24,11 +24,14 @@ def open_memory_store(world: SeedWorld | None = None) -> MemoryStore:
     return store
 
 
-def open_postgres_store(url: str, world: SeedWorld | None = None) -> Store:
-    """A PostgreSQL store on the database at ``url`` (which it owns), seeded and committed."""
+def open_postgres_store(
+    url: str, world: SeedWorld | None = None, *, schema: str | None = None
+) -> Store:
+    """A PostgreSQL store on the database at ``url`` (which it owns; with ``schema``,
+    only that schema of it), seeded and committed."""
     from pytest_crmbench.postgres.store import PostgresStore  # lazy: psycopg, only if used
 
-    store = PostgresStore(url)
+    store = PostgresStore(url, schema=schema)
     try:
         store.install_schema()
         (world or load_seed_world()).load_into(store)

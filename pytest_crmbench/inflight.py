@@ -4,7 +4,9 @@ Items stay pytest items, run and reported one by one in pytest's order: when an 
 starts, this plugin hands the conversations of the items about to run (in a plain run
 the following items; in an xdist worker, the items the scheduler queued for it) to a
 :class:`~pytest_crmbench.runner.pool.ConversationPool`, and the item's ``crm_result``
-fixture takes its conversation's future instead of running it. Verdicts, reports, the
+fixture takes its conversation's future instead of running it. Among those sent ahead
+the pool starts the longest first (turns plus reference calls), and the one pytest
+waits for before any other. Verdicts, reports, the
 results stream and resume are those of a serial run; only the waiting overlaps.
 """
 
@@ -27,6 +29,9 @@ from pytest_crmbench.state import STATE
 #: Conversations queued or running per slot: results are taken in pytest's order, so a
 #: long conversation at the head must not leave the other slots without work.
 AHEAD_PER_SLOT = 4
+#: Finished results held per slot at most, waiting for their items' turn (they count
+#: no more against the queue above: a slow head item must not starve the slots).
+HELD_PER_SLOT = 12
 
 
 class InFlight:
@@ -75,16 +80,25 @@ class InFlight:
 
     # -- the queue ahead ---------------------------------------------------------------
     def take(self, item: pytest.Item) -> Future[ItemResult] | None:
-        """The future of ``item``'s conversation, if it was sent ahead."""
-        return self._futures.pop(item.nodeid, None)
+        """The future of ``item``'s conversation, if it was sent ahead (and now first in
+        line, if it has not started: pytest waits for it)."""
+        future = self._futures.pop(item.nodeid, None)
+        if future is not None and self._pool is not None:
+            self._pool.hurry(future)
+        return future
 
     def fill(self, item: pytest.Item) -> None:
         """Send the conversations of the items about to run, from ``item`` on, until
-        ``AHEAD_PER_SLOT`` per slot are queued or running."""
+        ``AHEAD_PER_SLOT`` per slot are queued or running (and at most
+        ``HELD_PER_SLOT`` per slot are sent and not yet taken)."""
         session = self.session
         if session is None or session.shouldstop or session.shouldfail:
             return
-        room = self.size * AHEAD_PER_SLOT - len(self._futures)
+        unfinished = sum(not f.done() for f in self._futures.values())
+        room = min(
+            self.size * AHEAD_PER_SLOT - unfinished,
+            self.size * HELD_PER_SLOT - len(self._futures),
+        )
         upcoming = self._queued(item) if self._worker is not None else self._following(item)
         for next_item in upcoming:
             if room <= 0:
@@ -94,7 +108,7 @@ class InFlight:
             case = item_case(next_item)
             conv = case.conversation if case is not None else None  # (rebuilt: once)
             assert case is not None and conv is not None
-            self._futures[next_item.nodeid] = self.pool.submit(conv, case.trial)
+            self._futures[next_item.nodeid] = self.pool.submit(conv, case.trial, work=case.work())
             room -= 1
 
     def _queued(self, item: pytest.Item) -> list[pytest.Item]:

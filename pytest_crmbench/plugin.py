@@ -21,7 +21,12 @@ import pytest
 from pytest_crmbench.agents.base import AgentUnavailable
 from pytest_crmbench.agents.endpoints import close_shared_clients
 from pytest_crmbench.agents.judge import make_judge
-from pytest_crmbench.agents.loading import AgentLoadError, make_agent, resolve_agent_factory
+from pytest_crmbench.agents.loading import (
+    AgentLoadError,
+    make_agent,
+    resolve_agent_factory,
+    warm_up,
+)
 from pytest_crmbench.agents.pricing import PriceError, price_table
 from pytest_crmbench.dataset import answer_key
 from pytest_crmbench.dataset.defects import skip_reason
@@ -170,6 +175,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         config.stash[IN_FLIGHT] = in_flight
         config.pluginmanager.register(in_flight, "crmbench-in-flight")
+    if benchmark and not xdist_controller and not config.option.collectonly:
+        warm_up(settings.agent)  # an SDK's import overlaps collection and the server start
     if state.is_worker:
         config.pluginmanager.register(WorkerResults(), "crmbench-worker-results")
         return

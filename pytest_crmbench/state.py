@@ -42,7 +42,7 @@ class CrmState:
     server: PostgresServer | None = None  # the server this process started (and must stop)
     admin_url: str | None = None  # PostgreSQL server to create worker databases on
     # The run started that server (embedded or a container) and discards it whole at the
-    # end: its databases need no DROP (one per conversation slot would cost seconds).
+    # end: its database needs no DROP.
     disposable_server: bool = False
     provider: str | None = None
     provider_notes: list[str] = field(default_factory=list)  # e.g. a Docker → embedded fallback
@@ -51,6 +51,7 @@ class CrmState:
     summary: dict[str, Any] | None = None
     stores: list[Store] = field(default_factory=list)
     stores_db: list[str] = field(default_factory=list)
+    database_url: str | None = None  # this process's database (its stores are schemas)
     sequence: dict[str, int] = field(default_factory=dict)  # stream -> items finished in it
     stream_position: dict[str, int] = field(default_factory=dict)  # test id -> stream order
     # Conversation slots open stores from their own threads (--crm-concurrency).
@@ -91,24 +92,31 @@ class CrmState:
         return self.admin_url
 
     def open_store(self, world: SeedWorld, suffix: str = "") -> Store:
-        """A store over ``world`` on this run's backend (memory, or a database of this
-        worker on the run's PostgreSQL server), closed and dropped at exit."""
+        """A store over ``world`` on this run's backend: memory, or on PostgreSQL a schema
+        ``crm<suffix>`` of this process's database on the run's server (one database per
+        process, dropped at exit; its slots and the Arc world get schemas of their own,
+        which — unlike databases — are not created one at a time by the server nor
+        copied from a template)."""
         store: Store
         if self.settings.backend == "memory":
             store = open_memory_store(world)
         else:
-            from pytest_crmbench.postgres import create_database  # lazy: psycopg
-
-            with self.lock:  # one server start, even when slots ask at once
-                admin = self.ensure_server()
-            name = f"crmbench_{self.run_id}_{self.worker_id}{suffix}".lower()
-            url = create_database(admin, name)
-            with self.lock:
-                self.stores_db.append(name)
-            store = open_postgres_store(url, world)
+            with self.lock:  # one server start and one database, even when slots ask at once
+                url = self._database()
+            store = open_postgres_store(url, world, schema=f"crm{suffix}".lower())
         with self.lock:
             self.stores.append(store)
         return store
+
+    def _database(self) -> str:
+        """URL of this process's database on the run's server (created on first use)."""
+        if self.database_url is None:
+            from pytest_crmbench.postgres import create_database  # lazy: psycopg
+
+            name = f"crmbench_{self.run_id}_{self.worker_id}".lower()
+            self.database_url = create_database(self.ensure_server(), name)
+            self.stores_db.append(name)
+        return self.database_url
 
     def stop(self) -> None:
         for store in self.stores:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 from importlib.metadata import EntryPoint
 from typing import Any
 
@@ -86,3 +89,37 @@ def test_bad_paths(name: str, message: str) -> None:
 def test_errors_inside_the_agent_are_not_swallowed() -> None:
     with pytest.raises(TypeError, match="bug inside the agent"):
         make_agent(f"{__name__}:Broken", model="x")
+
+
+class WarmsUpBadly:
+    warmed = threading.Event()
+
+    @classmethod
+    def warm_up(cls) -> None:
+        cls.warmed.set()
+        raise RuntimeError("the SDK is broken")
+
+
+def test_warm_up_runs_the_agents_hook_in_the_background_and_keeps_its_failure_quiet() -> None:
+    thread = loading.warm_up(f"{__name__}:WarmsUpBadly")
+    assert thread is not None and thread.daemon
+    thread.join(10)
+    assert WarmsUpBadly.warmed.is_set() and not thread.is_alive()
+
+
+@pytest.mark.parametrize("name", ["replay", "noop", "no-such-agent", "nowhere:Agent"])
+def test_warm_up_has_nothing_to_do_for_agents_without_the_hook(name: str) -> None:
+    assert loading.warm_up(name) is None
+
+
+@pytest.mark.parametrize(("agent", "sdk"), [("claude", "anthropic"), ("openai", "openai")])
+def test_warm_up_imports_the_llm_agents_sdk(agent: str, sdk: str) -> None:
+    code = (
+        "import sys\n"
+        "from pytest_crmbench.agents.loading import warm_up\n"
+        f"assert {sdk!r} not in sys.modules\n"
+        f"warm_up({agent!r}).join(120)\n"
+        f"assert {sdk!r} in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr

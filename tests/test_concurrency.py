@@ -48,15 +48,16 @@ class WaitsWithTheWrite(ReplayAgent):
 def slot_stores(
     request: pytest.FixtureRequest, pg_servers: Any, world: SeedWorld
 ) -> Iterator[Callable[[int], Store]]:
-    """A factory of slot stores (memory, or a PostgreSQL database per slot)."""
+    """A factory of slot stores: memory, or on PostgreSQL a schema per slot in ONE
+    database (what the plugin does)."""
     opened: list[Store] = []
+    url = pg_servers.url("postgres", "crmbench_test_slots") if request.param != "memory" else ""
 
     def open_slot(slot: int) -> Store:
         if request.param == "memory":
             store: Store = open_memory_store(world)
         else:
-            url = pg_servers.url("postgres", f"crmbench_test_slot_{slot}")
-            store = open_postgres_store(url, world)
+            store = open_postgres_store(url, world, schema=f"crm_s{slot}")
         opened.append(store)
         return store
 
@@ -147,6 +148,55 @@ def test_an_agent_reading_the_answer_key_is_charged_alone(world: SeedWorld) -> N
         pool.shutdown()
     flagged = [r["case_id"] for r in results if "answer key" in str(r.get("error") or "")]
     assert flagged == [convs[2].id]
+
+
+class RecordsOrder:
+    """A slot's runner that notes which conversation it ran, and can hold the first."""
+
+    def __init__(self, ran: list[str], gate: threading.Event) -> None:
+        self.ran, self.gate = ran, gate
+
+    def run(self, conv: Conversation, agent: Any, *, trial: int | None = None) -> Any:
+        if not self.ran:
+            assert self.gate.wait(30)
+        self.ran.append(conv.id)
+        return {"case_id": conv.id}
+
+
+def test_a_free_slot_takes_the_longest_waiting_conversation_and_hurried_ones_first() -> None:
+    convs = load_dataset([SNAPSHOT_DATASET]).conversations[:6]
+    ran: list[str] = []
+    gate = threading.Event()
+    pool = ConversationPool(1, lambda slot: RecordsOrder(ran, gate), NoopAgent)
+    try:
+        first = pool.submit(convs[0], work=1)  # occupies the one slot until the gate opens
+        while not first.running():
+            threading.Event().wait(0.01)
+        futures = [pool.submit(c, work=w) for c, w in zip(convs[1:], (2, 9, 5, 9, 1), strict=True)]
+        pool.hurry(futures[4])  # the caller waits for this one: before any other
+        pool.hurry(first)  # already running: nothing to do
+        gate.set()
+        for future in [first, *futures]:
+            future.result(timeout=30)
+    finally:
+        pool.shutdown()
+    # hurried, then longest first (equal work: in submission order)
+    assert ran == [convs[i].id for i in (0, 5, 2, 4, 3, 1)]
+
+
+def test_shutdown_cancels_the_waiting_conversations() -> None:
+    convs = load_dataset([SNAPSHOT_DATASET]).conversations[:4]
+    ran: list[str] = []
+    gate = threading.Event()
+    pool = ConversationPool(1, lambda slot: RecordsOrder(ran, gate), NoopAgent)
+    first = pool.submit(convs[0])
+    rest = [pool.submit(c) for c in convs[1:]]
+    while not first.running():
+        threading.Event().wait(0.01)
+    threading.Timer(0.2, gate.set).start()
+    pool.shutdown(cancel=True)
+    assert first.result(timeout=30) == {"case_id": convs[0].id}
+    assert all(f.cancelled() for f in rest) and ran == [convs[0].id]
 
 
 def _verdict(result: dict[str, Any]) -> Any:

@@ -34,6 +34,7 @@ EPHEMERAL = {"type": "ephemeral"}
 
 class AnthropicBackend(Backend):
     provider = "anthropic"
+    sdk_module = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
     default_model = "claude-sonnet-4-5"

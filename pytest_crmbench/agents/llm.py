@@ -32,6 +32,7 @@ The SDKs are imported only when a client is first needed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -254,6 +255,7 @@ class Backend(ABC):
     key_env: str = ""
     base_url_env: str = ""
     default_model: str = ""
+    sdk_module: str = ""  # the provider's SDK package (imported on first use, or by warm_up)
 
     def __init__(
         self,
@@ -543,6 +545,14 @@ class LLMAgent:
 
     name = "llm"
     backend_class: type[Backend]
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import the provider's SDK now: it takes seconds (thousands of generated
+        models), and a run would otherwise pay them after its stores are ready, before
+        its first model call (see :func:`~pytest_crmbench.agents.loading.warm_up`)."""
+        if cls.backend_class.sdk_module:
+            importlib.import_module(cls.backend_class.sdk_module)
 
     def __init__(
         self,

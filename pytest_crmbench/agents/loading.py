@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -69,3 +71,29 @@ def make_agent(name: str, **settings: Any) -> Any:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return factory(**settings)
     return factory(**{k: v for k, v in settings.items() if k in params})
+
+
+def warm_up(name: str) -> threading.Thread | None:
+    """Let agent ``name`` import what it needs in the background, now.
+
+    An agent class may offer ``warm_up()`` (a class method taking no arguments; the
+    built-in LLM agents import their SDK there, which takes seconds). Called as the run
+    configures, it overlaps with collection and with starting the database server
+    instead of delaying the first conversation. Its failure is ignored: building the
+    agent will report the problem properly.
+    """
+    try:
+        factory = resolve_agent_factory(name)
+    except AgentLoadError:
+        return None
+    warm = getattr(factory, "warm_up", None)
+    if not callable(warm):
+        return None
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            warm()
+
+    thread = threading.Thread(target=run, name="crmbench-agent-warm-up", daemon=True)
+    thread.start()
+    return thread

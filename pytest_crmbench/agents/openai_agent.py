@@ -37,6 +37,7 @@ def _is_openai_host(base_url: str | None) -> bool:
 
 class OpenAIBackend(Backend):
     provider = "openai"
+    sdk_module = "openai"
     key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
     default_model = "gpt-4.1"

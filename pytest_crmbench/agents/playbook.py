@@ -147,6 +147,11 @@ class PlaybookAgent:
     inner_class: type[LLMAgent] = ClaudeAgent
     name = "playbook"
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """The inner agent's SDK, imported ahead (see :meth:`LLMAgent.warm_up`)."""
+        cls.inner_class.warm_up()
+
     def __init__(
         self,
         model: str | None = None,

@@ -7,6 +7,7 @@ parameterised; identifiers come only from the entity metadata, never from input.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import psycopg
 
 _ID_KINDS = frozenset({"id", "ref", "entity_ref"})
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # used unquoted: lower case only
 
 
 def schema_sql() -> str:
@@ -103,11 +105,14 @@ Statement = tuple[str, Sequence[Any] | None]
 
 
 class PostgresStore:
-    """A CRM store in one PostgreSQL database.
+    """A CRM store in one PostgreSQL database (or one schema of it).
 
     ``conninfo`` names a database this store may own: :meth:`install_schema` drops and
-    recreates the CRM tables there. Typical life: install_schema → load the seed →
-    :meth:`mark_base` (commits) → per item: calls … :meth:`reset`.
+    recreates the CRM tables there — in ``schema`` when given, so that several stores
+    (the conversation slots of a process) share one database without sharing a table, an
+    index or a row: none can block on another's uncommitted unique value or see it.
+    Typical life: install_schema → load the seed → :meth:`mark_base` (commits) → per
+    item: calls … :meth:`reset`.
 
     Speed comes from saying less, not from saying it faster (on a local server a round
     trip is mostly the two processes' CPU): every write is one statement, with no
@@ -123,16 +128,24 @@ class PostgresStore:
 
     backend = "postgres"
 
-    def __init__(self, conninfo: str, *, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, conninfo: str, *, connect_timeout: float = 10.0, schema: str | None = None
+    ) -> None:
         import psycopg  # lazy: psycopg, only if the PostgreSQL store is used
 
         self._psycopg = psycopg
+        options = "-c timezone=UTC -c statement_timeout=30000 -c lock_timeout=10000"
+        if schema is not None:
+            if not _SCHEMA_NAME.fullmatch(schema):
+                raise ValueError(f"not a schema name for a store: {schema!r}")
+            options += f" -c search_path={schema}"  # every unqualified name: this schema
+        self._schema = schema
         try:
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 conninfo,
                 autocommit=True,
                 connect_timeout=max(1, int(connect_timeout)),
-                options="-c timezone=UTC -c statement_timeout=30000 -c lock_timeout=10000",
+                options=options,
             )
         except psycopg.OperationalError as exc:
             raise ConnectionError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
@@ -210,7 +223,8 @@ class PostgresStore:
         """Drop and recreate the CRM tables (inside the current transaction)."""
         self._rows.clear()
         self._ddl = True
-        self._write(schema_sql(), None)
+        create = f"CREATE SCHEMA IF NOT EXISTS {self._schema};\n" if self._schema else ""
+        self._write(create + schema_sql(), None)
 
     def mark_base(self) -> None:
         """Commit: the current content becomes what :meth:`reset` returns to."""

@@ -14,6 +14,8 @@ thread-safe; the built-in LLM agents' is).
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,9 +38,16 @@ RunnerFactory = Callable[[int], RunsConversations]
 
 
 class ConversationPool:
-    """``pool.submit(conv, trial)`` → a future of the conversation's result (or of the
-    runner's exception: ``InfrastructureError``, ``DatasetDefect``…, raised by
-    ``result()`` as the serial run would have raised it)."""
+    """``pool.submit(conv, trial, work=n)`` → a future of the conversation's result (or
+    of the runner's exception: ``InfrastructureError``, ``DatasetDefect``…, raised by
+    ``result()`` as the serial run would have raised it).
+
+    A free slot takes the waiting conversation with the most ``work`` (expected model
+    calls), the earliest submitted among equals: longest first, so the last
+    conversations of a run are short ones that finish together instead of one long one
+    running alone at the end. :meth:`hurry` puts one conversation first (the one its
+    caller is blocked on).
+    """
 
     def __init__(self, size: int, make_runner: RunnerFactory, make_agent: Callable[[], Agent]):
         if size < 1:
@@ -50,9 +59,43 @@ class ConversationPool:
         self._local = threading.local()  # .runner: the slot of this thread
         self._lock = threading.Lock()
         self._slots = 0
+        # Waiting conversations: a heap of (-priority, order, future); an entry whose
+        # future is no longer in _waiting is stale (taken, or re-pushed by hurry).
+        self._heap: list[tuple[int, int, Future[ItemResult]]] = []
+        self._waiting: dict[Future[ItemResult], tuple[Conversation, int | None]] = {}
+        self._order = itertools.count()
 
-    def submit(self, conv: Conversation, trial: int | None = None) -> Future[ItemResult]:
-        return self._executor.submit(self._run, conv, trial)
+    def submit(
+        self, conv: Conversation, trial: int | None = None, *, work: int = 0
+    ) -> Future[ItemResult]:
+        future: Future[ItemResult] = Future()
+        with self._lock:
+            self._waiting[future] = (conv, trial)
+            heapq.heappush(self._heap, (-work, next(self._order), future))
+        self._executor.submit(self._next)  # one task per conversation: it takes the best
+        return future
+
+    def hurry(self, future: Future[ItemResult]) -> None:
+        """Run ``future``'s conversation next, if it has not started."""
+        with self._lock:
+            if future in self._waiting:
+                heapq.heappush(self._heap, (-(1 << 62), next(self._order), future))
+
+    def _next(self) -> None:
+        with self._lock:
+            while self._heap:
+                _, _, future = heapq.heappop(self._heap)
+                job = self._waiting.pop(future, None)
+                if job is not None:
+                    break
+            else:
+                return  # cancelled by shutdown
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled by its caller
+        try:
+            future.set_result(self._run(*job))
+        except BaseException as exc:  # the caller re-raises it from result()
+            future.set_exception(exc)
 
     def _runner(self) -> RunsConversations:
         runner: RunsConversations | None = getattr(self._local, "runner", None)
@@ -87,4 +130,11 @@ class ConversationPool:
 
     def shutdown(self, *, cancel: bool = True) -> None:
         """Drop what has not started (with ``cancel``) and wait for what has."""
+        if cancel:
+            with self._lock:
+                dropped = list(self._waiting)
+                self._waiting.clear()
+                self._heap.clear()
+            for future in dropped:
+                future.cancel()
         self._executor.shutdown(wait=True, cancel_futures=cancel)
