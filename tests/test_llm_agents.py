@@ -9,6 +9,8 @@ Retry-After, persistent failures as ``AgentUnavailable`` with redacted reasons.
 
 from __future__ import annotations
 
+import itertools
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -18,10 +20,11 @@ from typing import Any
 import pytest
 
 from pytest_crmbench.agents.base import AgentUnavailable, Briefing, ToolResult
-from pytest_crmbench.agents.claude import ClaudeAgent
+from pytest_crmbench.agents.claude import AnthropicBackend, ClaudeAgent
 from pytest_crmbench.agents.llm import (
     Failure,
     LLMAgent,
+    RequestBody,
     RetryPolicy,
     backoff_delay,
     call_with_retries,
@@ -457,3 +460,43 @@ def test_tool_results_keep_the_handle_protocol(flavor: str) -> None:
     with FakeModelServer(policy) as server:
         agent = started(make_agent(flavor, server))
         assert agent.respond("Hi", Bare()) == "ok"
+
+
+def test_every_call_sends_the_body_the_sdk_sends_on_the_first(
+    crm: CRM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first call of a process goes through ``messages.create``; later ones send
+    the same request pre-encoded: the server must see the same body either way."""
+    monkeypatch.setattr(AnthropicBackend, "_deprecation_shown", False)
+    policy = ScriptedPolicy(
+        [
+            {"calls": [{"name": "client_search", "args": {"name": "Northwind"}}]},
+            {"calls": [{"name": "opportunity_search", "args": {"client_id": NORTHWIND}}]},
+            {"text": "Done."},
+        ]
+    )
+    with FakeModelServer(policy) as server:
+        agent = started(make_agent("claude", server))
+        assert agent.respond("What deals does Northwind have?", RecordingHandle(crm, 8))
+        agent.close()
+    bodies = [r.body for r in policy.requests]
+    assert len(bodies) == 3 and AnthropicBackend._deprecation_shown
+    for before, after in itertools.pairwise(bodies):
+        assert set(after) == set(before)
+        assert {k: v for k, v in after.items() if k != "messages"} == {
+            k: v for k, v in before.items() if k != "messages"
+        }
+        assert after["messages"][: len(before["messages"])] == before["messages"]
+    assert [t["name"] for t in bodies[-1]["tools"]] == [t["name"] for t in agent_catalog()]
+
+
+def test_the_request_body_encodes_a_conversations_tools_once() -> None:
+    body = RequestBody()
+    tools = [{"name": "a", "input_schema": {"type": "object"}}]
+    request = {"model": "m", "messages": [{"role": "user", "content": "é"}], "tools": tools}
+    first = body.encode(request)
+    assert json.loads(first) == request
+    assert body.encode(request) == first
+    other = {**request, "tools": [{"name": "c"}]}  # another list: encoded anew
+    assert json.loads(body.encode(other)) == other
+    assert json.loads(body.encode({"model": "m"})) == {"model": "m"}

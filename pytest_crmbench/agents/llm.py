@@ -243,6 +243,28 @@ def add_usage(total: Usage, part: Usage) -> None:
 
 
 # == provider backends ===============================================================
+class RequestBody:
+    """A request's JSON body, its tool definitions encoded once per conversation.
+
+    The tool list is the same object on every call of a conversation (and most of the
+    bytes: 28 tool schemas); it is encoded again only when another list comes.
+    """
+
+    def __init__(self) -> None:
+        self._tools: tuple[object, bytes] | None = None
+
+    def encode(self, request: dict[str, Any]) -> bytes:
+        tools = request.get("tools")
+        rest = {k: v for k, v in request.items() if k != "tools"}
+        head = json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if tools is None:
+            return head
+        if self._tools is None or self._tools[0] is not tools:
+            encoded = json.dumps(tools, ensure_ascii=False, separators=(",", ":"))
+            self._tools = (tools, encoded.encode("utf-8"))
+        return head[:-1] + b',"tools":' + self._tools[1] + b"}"
+
+
 class Backend(ABC):
     """One provider API: client, request format, replies, exception classification.
 
@@ -286,6 +308,7 @@ class Backend(ABC):
         self.responses: ResponseCache | None = open_cache(cache_dir) if cache_dir else None
         self._http: Any = None
         self._rng = random.Random()
+        self._body = RequestBody()
         self.http_requests = 0  # every HTTP request sent (SDK retries included)
 
     # -- readiness and client ----------------------------------------------------------
