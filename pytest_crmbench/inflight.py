@@ -67,6 +67,22 @@ class InFlight:
             None,
         )
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """A plain run: the longest conversations first, within each test module, so
+        that the run does not end with one long conversation alone in flight (an xdist
+        controller orders its workers' items the same way)."""
+        if hasattr(self.config, "workerinput"):
+            return
+        modules: dict[str, int] = {}
+
+        def key(item: pytest.Item) -> tuple[int, int]:
+            case = item_case(item)
+            module = modules.setdefault(item.nodeid.partition("::")[0], len(modules))
+            return module, -(case.work() if _runs_a_conversation(item) and case else 0)
+
+        items.sort(key=key)  # stable: equal work keeps pytest's order
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> None:
         self.fill(item)
@@ -161,16 +177,45 @@ def _runs_a_conversation(item: pytest.Item) -> bool:
     return not (xfail is not None and xfail.kwargs.get("run", True) is False)
 
 
-def in_flight_scheduling(config: pytest.Config, log: Any, concurrency: int) -> Any:
+#: At the end of an xdist run, a worker gets another conversation when fewer than its
+#: slots plus this many of its items are unfinished.
+TAIL_SPARE = 2
+
+
+def in_flight_scheduling(
+    config: pytest.Config,
+    log: Any,
+    concurrency: int,
+    work_of: Callable[[str], int] = lambda nodeid: 0,
+) -> Any:
     """xdist's load scheduling, keeping ``AHEAD_PER_SLOT`` × ``concurrency`` items queued
     on each worker: a worker runs the conversations of its queued items ahead, and
     xdist's own heuristics (two pending items, none more for items slower than 0.1 s)
-    would leave its slots idle."""
+    would leave its slots idle. The longest conversations (``work_of`` a node id) are
+    sent first, within each test module, and the last ones one at a time to the worker
+    with a slot about to be free (queued items cannot move between workers): the run
+    does not end with one worker's long conversations while the other worker waits."""
     from xdist.scheduler import LoadScheduling  # lazy: only when xdist schedules
 
     low = AHEAD_PER_SLOT * concurrency + 1
 
     class InFlightScheduling(LoadScheduling):  # type: ignore[misc]
+        ordered = False
+
+        def _send_tests(self, node: Any, num: int) -> None:
+            if not self.ordered and self.collection:
+                self.ordered = True
+                modules: dict[str, int] = {}
+                for nodeid in self.collection:
+                    modules.setdefault(nodeid.partition("::")[0], len(modules))
+
+                def key(index: int) -> tuple[int, int]:
+                    nodeid = self.collection[index]
+                    return modules[nodeid.partition("::")[0]], -work_of(nodeid)
+
+                self.pending.sort(key=key)  # stable: equal work keeps collection order
+            super()._send_tests(node, num)
+
         def schedule(self) -> None:
             super().schedule()
             for node in list(self.node2pending):  # the first chunks too: fill every queue
@@ -182,6 +227,8 @@ def in_flight_scheduling(config: pytest.Config, log: Any, concurrency: int) -> A
             if not self.pending:
                 node.shutdown()
                 return
+            if self._tail(node):
+                return
             nodes = max(1, len(self.node2pending))
             share = len(self.pending) // nodes
             queued = len(self.node2pending[node])
@@ -191,6 +238,16 @@ def in_flight_scheduling(config: pytest.Config, log: Any, concurrency: int) -> A
             if len(self.pending) < nodes * low:  # the tail: what is left, split fairly
                 send = min(send, -(-len(self.pending) // nodes))
             self._send_tests(node, send)
+
+        def _tail(self, node: Any) -> bool:
+            """The last conversations (a slot's worth per worker): each goes to a worker
+            only when one of its slots is about to be free, so that no worker is left
+            with a queue of them while the other's slots stand idle."""
+            if len(self.pending) > len(self.node2pending) * concurrency:
+                return False
+            if len(self.node2pending[node]) < concurrency + TAIL_SPARE:
+                self._send_tests(node, 1)
+            return True
 
     return InFlightScheduling(config, log)
 

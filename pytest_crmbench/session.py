@@ -506,7 +506,7 @@ class XdistController:
         scheduler.)"""
         concurrency = self.state.settings.concurrency
         if concurrency > 1:
-            return in_flight_scheduling(config, log, concurrency)
+            return in_flight_scheduling(config, log, concurrency, self.work_of)
         if not self.state.settings.ordered:
             return None
         from xdist.scheduler import LoadScopeScheduling  # lazy: only when xdist schedules
@@ -546,6 +546,11 @@ class XdistController:
         case = self.case_of(report.nodeid)
         if case is not None:
             self.session.collect(case.unjudged_result("worker crashed while running this item"))
+
+    def work_of(self, nodeid: str) -> int:
+        """Expected work of an item (turns plus reference calls; 0 when not a case)."""
+        case = self.case_of(nodeid)
+        return case.work() if case is not None else 0
 
     def case_of(self, nodeid: str) -> Case | None:
         """The case behind a node id, from the same collection code the workers ran (the

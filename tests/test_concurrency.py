@@ -3,6 +3,7 @@ conversations in flight never block on, or see, each other's writes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -10,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_support.project import BASE, MEMORY, SNAPSHOT_DATASET, make_project, stream_rows
+from plugin_support.project import (
+    BASE,
+    MEMORY,
+    SNAPSHOT_DATASET,
+    make_project,
+    snapshot_lines,
+    stream_rows,
+)
 
 from pytest_crmbench.agents.scripted import NoopAgent, ReplayAgent
 from pytest_crmbench.backends import open_memory_store, open_postgres_store
@@ -18,6 +26,7 @@ from pytest_crmbench.crm.seed import SeedWorld
 from pytest_crmbench.crm.store import Store
 from pytest_crmbench.dataset.loader import load_dataset
 from pytest_crmbench.dataset.model import Conversation
+from pytest_crmbench.inflight import TAIL_SPARE, in_flight_scheduling
 from pytest_crmbench.runner import Runner
 from pytest_crmbench.runner.pool import ConversationPool
 
@@ -386,3 +395,77 @@ def test_the_header_says_how_many_conversations_are_in_flight(pytester: pytest.P
     assert "crmbench: agent=replay backend=memory trials=1 concurrency=3 per process" in shown
     serial = pytester.runpytest(*MEMORY, "--co").stdout.str()
     assert "trials=1" in serial and "concurrency" not in serial
+
+
+def test_a_plain_concurrent_run_starts_the_longest_conversations_first(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester)
+    work = {
+        json.loads(line)["id"]: sum(1 + len(t["expected_calls"]) for t in json.loads(line)["turns"])
+        for line in snapshot_lines()
+    }
+
+    def order(*args: str) -> list[str]:
+        result = pytester.runpytest(*MEMORY, "--co", "-q", *args)
+        return [x for x in result.outlines if "::" in x]
+
+    serial, inflight = order(), order("--crm-concurrency=4")
+    assert sorted(serial) == sorted(inflight) and serial != inflight
+    cases = [x for x in inflight if x.startswith("cases/")]
+    assert inflight[: len(cases)] == cases  # module by module, as before
+    ids = [x.rpartition("[")[2][: len("CONV-0000")] for x in cases]
+    assert [work[i] for i in ids] == sorted((work[i] for i in ids), reverse=True)
+    # equal work keeps the collection order
+    for a, b in itertools.pairwise(ids):
+        if work[a] == work[b]:
+            assert serial.index(cases[ids.index(a)]) < serial.index(cases[ids.index(b)])
+
+
+class FakeWorker:
+    """What the xdist scheduler sees of a worker."""
+
+    def __init__(self, name: str, log: list[int]) -> None:
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.log = log  # every item sent to any worker, in order
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.log.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_xdist_gets_the_longest_first_and_the_last_ones_one_at_a_time(
+    pytester: pytest.Pytester,
+) -> None:
+    concurrency = 3
+    collection = [f"{m}.py::t[{i}]" for m in ("a", "b") for i in range(60)]
+    work = {nodeid: (7 * n) % 11 for n, nodeid in enumerate(collection)}
+    config = pytester.parseconfigure("--tx=2*popen")
+    sched = in_flight_scheduling(config, None, concurrency, work.__getitem__)
+    sent_order: list[int] = []
+    workers = [FakeWorker("gw0", sent_order), FakeWorker("gw1", sent_order)]
+    for worker in workers:
+        sched.add_node(worker)
+        sched.add_node_collection(worker, collection)
+    sched.schedule()
+    tail_sends = 0
+    while any(sched.node2pending[w] for w in workers):
+        for worker in workers:  # each worker finishes its oldest item in turn
+            if sched.node2pending[worker]:
+                left = len(sched.pending)
+                sched.mark_test_complete(worker, sched.node2pending[worker][0])
+                if 0 < left <= len(workers) * concurrency and len(sched.pending) < left:
+                    # the tail: one more only for a worker whose slots are about to be free
+                    assert len(sched.pending) == left - 1
+                    assert len(sched.node2pending[worker]) <= concurrency + TAIL_SPARE
+                    tail_sends += 1
+    assert tail_sends == len(workers) * concurrency  # the last ones went one at a time
+    assert sorted(sent_order) == list(range(len(collection)))  # each item once
+    assert all(w.shutting_down for w in workers)
+    by_module = [[collection[i] for i in sent_order if collection[i].startswith(m)] for m in "ab"]
+    assert [x for module in by_module for x in module] == [collection[i] for i in sent_order]
+    for module in by_module:  # longest first within each module
+        assert [work[x] for x in module] == sorted((work[x] for x in module), reverse=True)
