@@ -397,3 +397,31 @@ def test_docker_start_connect_stop(docker_image: str) -> None:
     finally:
         client.close()
     server.stop()  # idempotent
+
+
+def test_a_server_dir_is_out_of_the_way_at_once_and_deleted_in_the_background(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / (embedded_provider.EMBEDDED_DIR_PREFIX + "discard")
+    (base / "data" / "base").mkdir(parents=True)
+    for n in range(500):
+        (base / "data" / "base" / str(n)).write_bytes(b"x" * 8192)
+    embedded_provider._discard(base)
+    assert not base.exists()  # the next run and its orphan scan see nothing of it
+    deadline = time.monotonic() + 60
+    while any(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_orphan_scan_finishes_an_old_abandoned_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedded_provider, "_embedded_roots", lambda: [tmp_path])
+    old, fresh = tmp_path / "crmbench-trash-old", tmp_path / "crmbench-trash-fresh"
+    for path in (old, fresh):
+        (path / "data").mkdir(parents=True)
+        (path / "data" / "PG_VERSION").write_text("18\n")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert cleanup_orphans() == [old]
+    assert not old.exists() and fresh.exists()  # a delete under way is left to its rm
