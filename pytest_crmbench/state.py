@@ -56,6 +56,7 @@ class CrmState:
     stream_position: dict[str, int] = field(default_factory=dict)  # test id -> stream order
     # Conversation slots open stores from their own threads (--crm-concurrency).
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    schema_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Where each item's full result lies on disk (node id -> offset in ``stream``, or in
     # ``spool_stream`` when the user asked for no stream): memory keeps slim copies only.
     offsets: dict[str, int] = field(default_factory=dict)
@@ -103,7 +104,10 @@ class CrmState:
         else:
             with self.lock:  # one server start and one database, even when slots ask at once
                 url = self._database()
-            store = open_postgres_store(url, world, schema=f"crm{suffix}".lower())
+            # One schema at a time: slots asking at once all waited for the last of them
+            # (DDL and seeding contend); in turn, the first slot starts work at once.
+            with self.schema_lock:
+                store = open_postgres_store(url, world, schema=f"crm{suffix}".lower())
         with self.lock:
             self.stores.append(store)
         return store
