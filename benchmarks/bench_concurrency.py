@@ -100,7 +100,8 @@ def run_once(
     sampler = PeakSampler(proc.pid, "pss", 0.2)
     sampler.start()
     output, _ = proc.communicate()
-    wall = time.monotonic() - started
+    ended = time.monotonic()
+    wall = ended - started
     peak = sampler.stop()
     stats = server.stats_dict()
     rows = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines() if x]
@@ -122,6 +123,10 @@ def run_once(
         "model_calls": stats["usage"]["agent"]["calls"],
         "wall_s": round(wall, 3),
         "model_phase_s": round(phase, 3),
+        # Before the first model request (interpreters, collection, SDK import, stores)
+        # and after the last answer (reports, teardown): what no slot can overlap.
+        "startup_s": round(stats["first_request_at"] - started, 3),
+        "teardown_s": round(ended - stats["last_answer_at"], 3),
         "items_per_s_wall": round(len(rows) / wall, 4),
         "items_per_s_model_phase": round(len(rows) / phase, 4),
         "peak_mb": round(peak, 1),
@@ -247,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (
         f"{'store':<8}  {'setting':<24}  {'items':>5}  {'calls':>5}  {'wall s':>7}  "
-        f"{'items/s':>7}  {'x serial':>8}  {'phase x':>7}  {'peak MB':>7}"
+        f"{'items/s':>7}  {'x serial':>8}  {'phase x':>7}  {'start s':>7}  {'end s':>5}  "
+        f"{'peak MB':>7}"
     )
     print()
     print(
@@ -283,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{int(med(backend, name, 'model_calls')):>5}  "
                 f"{med(backend, name, 'wall_s'):>7.1f}  "
                 f"{med(backend, name, 'items_per_s_wall'):>7.2f}  {x_wall:>7.1f}x  "
-                f"{x_phase:>6.1f}x  {peak:>7.0f}"
+                f"{x_phase:>6.1f}x  {med(backend, name, 'startup_s'):>7.1f}  "
+                f"{med(backend, name, 'teardown_s'):>5.1f}  {peak:>7.0f}"
             )
     print("-" * len(header))
     print(

@@ -177,8 +177,8 @@ def _runs_a_conversation(item: pytest.Item) -> bool:
     return not (xfail is not None and xfail.kwargs.get("run", True) is False)
 
 
-#: At the end of an xdist run, a worker gets another conversation when fewer than its
-#: slots plus this many of its items are unfinished.
+#: At the end of an xdist run, a worker's queue is topped up to its slots plus this
+#: many items, and no further.
 TAIL_SPARE = 2
 
 
@@ -192,9 +192,9 @@ def in_flight_scheduling(
     on each worker: a worker runs the conversations of its queued items ahead, and
     xdist's own heuristics (two pending items, none more for items slower than 0.1 s)
     would leave its slots idle. The longest conversations (``work_of`` a node id) are
-    sent first, within each test module, and the last ones one at a time to the worker
-    with a slot about to be free (queued items cannot move between workers): the run
-    does not end with one worker's long conversations while the other worker waits."""
+    sent first, within each test module, and the last ones only as a worker's slots are
+    about to be free (queued items cannot move between workers): the run does not end
+    with one worker's long conversations while the other worker waits."""
     from xdist.scheduler import LoadScheduling  # lazy: only when xdist schedules
 
     low = AHEAD_PER_SLOT * concurrency + 1
@@ -240,13 +240,15 @@ def in_flight_scheduling(
             self._send_tests(node, send)
 
         def _tail(self, node: Any) -> bool:
-            """The last conversations (a slot's worth per worker): each goes to a worker
-            only when one of its slots is about to be free, so that no worker is left
-            with a queue of them while the other's slots stand idle."""
+            """The last conversations (a slot's worth per worker) go to a worker only
+            as its slots are about to be free (its queue is topped up to its slots plus
+            ``TAIL_SPARE``), so that no worker is left with a queue of them while the
+            other's slots stand idle."""
             if len(self.pending) > len(self.node2pending) * concurrency:
                 return False
-            if len(self.node2pending[node]) < concurrency + TAIL_SPARE:
-                self._send_tests(node, 1)
+            room = concurrency + TAIL_SPARE - len(self.node2pending[node])
+            if room > 0:
+                self._send_tests(node, room)
             return True
 
     return InFlightScheduling(config, log)

@@ -437,7 +437,7 @@ class FakeWorker:
         self.shutting_down = True
 
 
-def test_xdist_gets_the_longest_first_and_the_last_ones_one_at_a_time(
+def test_xdist_gets_the_longest_first_and_the_last_ones_as_slots_free(
     pytester: pytest.Pytester,
 ) -> None:
     concurrency = 3
@@ -458,14 +458,30 @@ def test_xdist_gets_the_longest_first_and_the_last_ones_one_at_a_time(
                 left = len(sched.pending)
                 sched.mark_test_complete(worker, sched.node2pending[worker][0])
                 if 0 < left <= len(workers) * concurrency and len(sched.pending) < left:
-                    # the tail: one more only for a worker whose slots are about to be free
-                    assert len(sched.pending) == left - 1
+                    # the tail: only up to what a worker's slots are about to take
                     assert len(sched.node2pending[worker]) <= concurrency + TAIL_SPARE
-                    tail_sends += 1
-    assert tail_sends == len(workers) * concurrency  # the last ones went one at a time
+                    tail_sends += left - len(sched.pending)
+    assert tail_sends == len(workers) * concurrency  # the last ones went as slots freed
     assert sorted(sent_order) == list(range(len(collection)))  # each item once
     assert all(w.shutting_down for w in workers)
     by_module = [[collection[i] for i in sent_order if collection[i].startswith(m)] for m in "ab"]
     assert [x for module in by_module for x in module] == [collection[i] for i in sent_order]
     for module in by_module:  # longest first within each module
         assert [work[x] for x in module] == sorted((work[x] for x in module), reverse=True)
+
+
+def test_a_short_xdist_run_fills_every_slot_at_once(pytester: pytest.Pytester) -> None:
+    """Fewer items than slots: all of them are sent at the start (the tail rule must
+    not trickle them out)."""
+    concurrency = 16
+    collection = [f"a.py::t[{i}]" for i in range(24)]
+    config = pytester.parseconfigure("--tx=2*popen")
+    sched = in_flight_scheduling(config, None, concurrency, lambda nodeid: 1)
+    log: list[int] = []
+    workers = [FakeWorker("gw0", log), FakeWorker("gw1", log)]
+    for worker in workers:
+        sched.add_node(worker)
+        sched.add_node_collection(worker, collection)
+    sched.schedule()
+    assert sorted(log) == list(range(24)) and not sched.pending
+    assert all(len(sched.node2pending[w]) <= concurrency + TAIL_SPARE for w in workers)
