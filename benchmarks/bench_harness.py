@@ -26,8 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,44 +43,31 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def count_round_trips(fn: Callable[[], None]) -> int:
-    """Round trips to the server while ``fn`` runs: one per statement sent on its own,
-    one per pipeline (its statements travel together), one per command the PostgreSQL
-    store sends on libpq directly (its rollbacks)."""
-    import psycopg
-
+    """Round trips to the server while ``fn`` runs: the PostgreSQL store sends every
+    statement through ``_round_trip`` (one statement, or one pipeline of them) or
+    ``_exec_simple`` (one simple query); each call is one round trip."""
     from pytest_crmbench.postgres.store import PostgresStore
 
     count = 0
-    execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
-    exec_libpq = PostgresStore._exec_libpq
+    round_trip, exec_simple = PostgresStore._round_trip, PostgresStore._exec_simple
 
-    def counted_exec_libpq(self: Any, command: bytes) -> None:
+    def counted_round_trip(self: Any, calls: Any) -> Any:
         nonlocal count
         count += 1
-        exec_libpq(self, command)
+        return round_trip(self, calls)
 
-    def counted_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal count
-        if not self.connection.pgconn.pipeline_status:
-            count += 1
-        return execute(self, *args, **kwargs)
-
-    @contextmanager
-    def counted_pipeline(self: Any) -> Iterator[Any]:
+    def counted_exec_simple(self: Any, command: bytes) -> None:
         nonlocal count
         count += 1
-        with pipeline(self) as p:
-            yield p
+        exec_simple(self, command)
 
-    psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
-    psycopg.Connection.pipeline = counted_pipeline  # type: ignore[method-assign]
-    PostgresStore._exec_libpq = counted_exec_libpq  # type: ignore[method-assign]
+    PostgresStore._round_trip = counted_round_trip  # type: ignore[method-assign]
+    PostgresStore._exec_simple = counted_exec_simple  # type: ignore[method-assign]
     try:
         fn()
     finally:
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
-        psycopg.Connection.pipeline = pipeline  # type: ignore[method-assign]
-        PostgresStore._exec_libpq = exec_libpq  # type: ignore[method-assign]
+        PostgresStore._round_trip = round_trip  # type: ignore[method-assign]
+        PostgresStore._exec_simple = exec_simple  # type: ignore[method-assign]
     return count
 
 
