@@ -7,6 +7,7 @@ parameterised; identifiers come only from the entity metadata, never from input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 _ID_KINDS = frozenset({"id", "ref", "entity_ref"})
 _COMMAND_OK, _TUPLES_OK, _FATAL_ERROR, _PIPELINE_SYNC = 1, 2, 7, 10  # libpq ExecStatus
+VACUUM_EVERY = 250  # items between two vacuums of the tables (see PostgresStore._vacuum)
 
 
 def schema_sql() -> str:
@@ -193,11 +195,13 @@ class PostgresStore:
         self._loader = Transformer(self._conn)
         self._tables = {t: _Table(BY_TABLE[t]) for t in LOAD_ORDER}
         self._counter = 0
+        self._items = 0  # resets so far (see _vacuum)
         self._statements = 0  # names of prepared statements: s0, s1, …
         self._prepared: dict[str, bytes] = {}  # statement text → its prepared name
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._batches: dict[tuple[str, ...], str] = {}  # insert_many texts by tables
-        self._deferred: list[bytes] = []  # commands that go before the next statement
+        # Commands and writes that go before the next statement, in its round trip.
+        self._deferred: list[bytes | Call] = []
         self._journal: list[Call | bytes] = []  # the writes of the open transaction
         self._savepoints: list[tuple[str, int]] = []  # (name, journal length when opened)
         self._aborted = False  # a statement failed: the transaction needs a rollback
@@ -228,39 +232,48 @@ class PostgresStore:
         return self._pipeline(calls)
 
     def _pipeline(self, calls: Sequence[Call]) -> PGresult | None:
+        deferred, self._deferred = self._deferred, []
+        if not calls and not deferred:
+            return None
         pg = self._pg
-        new: dict[int, tuple[str, bytes]] = {}  # statements this pipeline prepares
-        expected = 0
+        # What each result answers: a command or deferred write (True: its failure is
+        # the session's, not the caller's), a statement to prepare (its text and name),
+        # or one of ``calls`` (False).
+        sent: list[bool | tuple[str, bytes]] = []
         pg.enter_pipeline_mode()
         try:
-            deferred, self._deferred = self._deferred, []
-            for command in deferred:
-                pg.send_query_params(command, None)
-                expected += 1
-            for text, params in calls:
+            for i, item in enumerate([*deferred, *calls]):
+                if isinstance(item, bytes):
+                    pg.send_query_params(item, None)
+                    sent.append(True)
+                    continue
+                text, params = item
                 name = self._prepared.get(text)
                 if name is None:
                     name = f"s{self._statements}".encode()
                     self._statements += 1
                     pg.send_prepare(name, text.encode(), None)
-                    new[expected] = (text, name)
-                    expected += 1
+                    sent.append((text, name))
                 pg.send_query_prepared(name, params)
-                expected += 1
+                sent.append(i < len(deferred))
             pg.pipeline_sync()
-            failed: PGresult | None = None
+            failed: tuple[PGresult, bool] | None = None
             last: PGresult | None = None
-            for i in range(expected):
+            for what in sent:
                 last = pg.get_result()
                 if last is None:  # the connection is gone
                     break
                 while pg.get_result() is not None:
                     pass
-                if last.status == _FATAL_ERROR and failed is None:
-                    failed = last
-                elif last.status == _COMMAND_OK and i in new:
-                    text, name = new[i]
-                    self._prepared[text] = name
+                status = last.status
+                if status == _FATAL_ERROR:
+                    if failed is None:
+                        failed = (last, what is True)
+                elif isinstance(what, tuple):
+                    if status == _COMMAND_OK:
+                        self._prepared[what[0]] = what[1]
+                elif what is True and last.command_status == b"DEALLOCATE ALL":
+                    self._prepared.clear()  # prepared before it in this pipeline: gone too
             if last is None:
                 self._aborted = True
                 message = pg.error_message.decode("utf-8", "replace").strip()
@@ -274,7 +287,11 @@ class PostgresStore:
             except self._psycopg.Error:
                 self._aborted = True
         if failed is not None:
-            self._fail(failed)
+            result, session = failed
+            if session:  # a deferred write (a seed) failed: no caller to blame
+                self._aborted = True
+                raise self._psycopg.errors.error_from_result(result, encoding="utf-8")
+            self._fail(result)
         return last if calls else None
 
     def _fail(self, result: PGresult) -> None:
@@ -351,6 +368,27 @@ class PostgresStore:
 
     def reset(self) -> None:
         self._new_transaction(b"ROLLBACK")  # the per-item isolation cost, sent later
+        self._items += 1
+        if self._items % VACUUM_EVERY == 0:
+            self._vacuum()
+
+    def _vacuum(self) -> None:
+        """Reclaim the rows of rolled-back items (two round trips, every few hundred).
+
+        Every item's writes are rolled back, but their dead rows stay in the tables and
+        indexes, and autovacuum never hears of them: a session that is never idle outside
+        a transaction never reports its statistics. Without this, every scan slows as a
+        long run goes on.
+        """
+        deferred = self._deferred
+        if deferred[-1:] != [b"BEGIN"] or self._ddl:
+            return
+        deferred.pop()
+        # Only housekeeping: on failure the session is outside a transaction all the same.
+        with contextlib.suppress(self._psycopg.Error):
+            self._exec_simple(b"VACUUM " + ", ".join(_ident(t) for t in LOAD_ORDER).encode())
+        self._aborted = False
+        self._deferred.append(b"BEGIN")
 
     # -- reads ---------------------------------------------------------------------
     def get(self, table: str, key: str) -> Record | None:
@@ -415,6 +453,11 @@ class PostgresStore:
         Foreign keys are checked at the end of the statement, so rows may point at rows
         of an earlier table in the same batch. Rows are not remembered (no RETURNING):
         most batches are seeds that are only partly read afterwards.
+
+        The statement is not sent now but with the next one, in its round trip: a seed
+        costs no round trip of its own. Should the database refuse it, the next
+        statement raises the database's error (not a :class:`CrmError`: no tool call
+        is to blame for a seed).
         """
         tables = tuple(t for t in LOAD_ORDER if records.get(t))
         if not tables:
@@ -427,9 +470,9 @@ class PostgresStore:
             ).encode()
             for t in tables
         ]
-        query = self._batch_query(tables)
-        self._run(query, params)
-        self._journal.append((query, params))
+        call = (self._batch_query(tables), params)
+        self._deferred.append(call)  # sent with the next statement
+        self._journal.append(call)
         for t in tables:
             self._found.pop(t, None)
 
