@@ -258,3 +258,20 @@ def test_rolled_back_rows_are_vacuumed_away(
     store.reset()
     assert store.find("clients") == world.tables["clients"]
     assert pages() <= 12
+
+
+@POSTGRES_ONLY
+def test_prepared_statements_stay_bounded(
+    store: Store, world: SeedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every query shape is prepared once; past the bound the session starts over."""
+    from pytest_crmbench.postgres import store as pg_store
+
+    monkeypatch.setattr(pg_store, "MAX_PREPARED", 5)
+    rows = list(world.tables["clients"])
+    for n, field in enumerate(["name", "email", "status", "industry", "phone", "address"]):
+        found = store.find("clients", [Cond(field, "icontains", "a")])
+        assert found == [c for c in rows if "a" in (c[field] or "").lower()]
+        rows.append(_client(50 + n))
+        store.insert("clients", rows[-1])
+    assert len(_prepared(store)) <= 5 + 2

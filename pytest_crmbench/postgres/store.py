@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 _ID_KINDS = frozenset({"id", "ref", "entity_ref"})
 _COMMAND_OK, _TUPLES_OK, _FATAL_ERROR, _PIPELINE_SYNC = 1, 2, 7, 10  # libpq ExecStatus
 VACUUM_EVERY = 250  # items between two vacuums of the tables (see PostgresStore._vacuum)
+MAX_PREPARED = 500  # statements prepared in the session before they are all deallocated
 
 
 def schema_sql() -> str:
@@ -242,8 +243,13 @@ class PostgresStore:
         sent: list[bool | tuple[str, bytes]] = []
         pg.enter_pipeline_mode()
         try:
-            for i, item in enumerate([*deferred, *calls]):
+            if len(self._prepared) >= MAX_PREPARED:  # many query shapes (fuzzing): start over
+                deferred.append(b"DEALLOCATE ALL")
+            items = [*deferred, *calls]
+            for i, item in enumerate(items):
                 if isinstance(item, bytes):
+                    if item == b"DEALLOCATE ALL":
+                        self._prepared.clear()  # what follows prepares anew
                     pg.send_query_params(item, None)
                     sent.append(True)
                     continue
@@ -336,8 +342,6 @@ class PostgresStore:
         statement. After DDL the session's prepared statements go too: their tables may
         be gone or different."""
         self._deferred += [end, b"DEALLOCATE ALL", b"BEGIN"] if self._ddl else [end, b"BEGIN"]
-        if self._ddl:
-            self._prepared.clear()
         self._ddl = False
         self._aborted = False
 
