@@ -71,6 +71,20 @@ def count_round_trips(fn: Callable[[], None]) -> int:
     return count
 
 
+def server_cpu_s(store: Any) -> float | None:
+    """CPU seconds the PostgreSQL backend process of ``store`` has used (Linux /proc;
+    None elsewhere, or for a server in a container or on another machine)."""
+    conn = getattr(store, "_conn", None)
+    if conn is None:
+        return None
+    try:
+        with open(f"/proc/{conn.info.backend_pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
     """P1 (per-turn overhead) and P8 (throughput) on one store, in this process."""
     from pytest_crmbench.agents.scripted import ReplayAgent
@@ -105,6 +119,7 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
         for conv in convs:  # warm-up: reference runs cached, statements prepared
             runner.run(conv, ReplayAgent())
         p50s, item_p50s, rates = [], [], []
+        cpu_started, server_started = time.process_time(), server_cpu_s(store)
         for _ in range(repeat):
             turn_overheads: list[float] = []
             item_overheads: list[float] = []
@@ -119,6 +134,12 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
             rates.append(len(convs) / (time.perf_counter() - started))
             p50s.append(statistics.median(turn_overheads) * 1000)
             item_p50s.append(statistics.median(item_overheads) * 1000)
+        passes = repeat * len(convs)
+        client_cpu_ms = (time.process_time() - cpu_started) / passes * 1000
+        server_now = server_cpu_s(store)
+        server_cpu_ms = None
+        if server_started is not None and server_now is not None:
+            server_cpu_ms = (server_now - server_started) / passes * 1000
         round_trips = None
         if backend != "memory":  # one more pass, untimed: what each conversation costs
 
@@ -135,6 +156,9 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
             "conversations_per_s": statistics.median(rates),
             "select_1_round_trip_us": round_trip_us,
             "round_trips_per_conversation": round_trips,
+            "client_cpu_ms_per_conversation": client_cpu_ms,
+            "server_cpu_ms_per_conversation": server_cpu_ms,
+            "load_average_1min": os.getloadavg()[0],
         }
     finally:
         store.close()
@@ -249,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  P8 context: PostgreSQL bare round trip (SELECT 1) {pg['select_1_round_trip_us']:.0f} µs"
         f", {pg['round_trips_per_conversation']:.1f} round trips per conversation"
+    )
+    server = pg["server_cpu_ms_per_conversation"]
+    print(
+        f"  CPU per conversation (ms): memory {mem['client_cpu_ms_per_conversation']:.2f}"
+        f"; postgres client {pg['client_cpu_ms_per_conversation']:.2f}"
+        + (f" + server {server:.2f}" if server is not None else "")
+        + f"; load average {pg['load_average_1min']:.2f}"
     )
     for name, data in suite.items():
         if isinstance(data, dict):
