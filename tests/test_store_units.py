@@ -239,6 +239,20 @@ def test_a_refused_seed_fails_the_next_statement_and_reset_recovers(
 
 
 @POSTGRES_ONLY
+def test_the_seed_of_an_item_that_sent_nothing_is_never_sent(
+    store: Store, world: SeedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item without statements: its (here refused) seed goes nowhere, and the next
+    item's reset, seed and first query still take one round trip."""
+    store.insert_many({"clients": [world.tables["clients"][0]]})  # a duplicate
+    store.reset()
+    count = _count_round_trips(store, monkeypatch)
+    store.insert_many({"clients": [_client(61)]})
+    assert store.find("clients") == [*world.tables["clients"], _client(61)]
+    assert count[0] == 1
+
+
+@POSTGRES_ONLY
 def test_rolled_back_rows_are_vacuumed_away(
     store: Store, world: SeedWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:

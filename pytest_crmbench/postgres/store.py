@@ -341,7 +341,14 @@ class PostgresStore:
         """End the transaction (COMMIT or ROLLBACK) and begin the next, with the next
         statement. After DDL the session's prepared statements go too: their tables may
         be gone or different."""
-        self._deferred += [end, b"DEALLOCATE ALL", b"BEGIN"] if self._ddl else [end, b"BEGIN"]
+        deferred = self._deferred
+        if end == b"ROLLBACK" and b"BEGIN" in deferred:
+            # This transaction has not reached the server yet: drop its deferred writes
+            # (an item that sent nothing must not send its seed with the next item's
+            # statement), and the pending ROLLBACK and BEGIN serve again.
+            del deferred[len(deferred) - deferred[::-1].index(b"BEGIN") :]
+        else:
+            deferred += [end, b"DEALLOCATE ALL", b"BEGIN"] if self._ddl else [end, b"BEGIN"]
         self._ddl = False
         self._aborted = False
 
