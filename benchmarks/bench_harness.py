@@ -26,8 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,45 +43,46 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def count_round_trips(fn: Callable[[], None]) -> int:
-    """Round trips to the server while ``fn`` runs: one per statement sent on its own,
-    one per pipeline (its statements travel together), one per command the PostgreSQL
-    store sends on libpq directly (its rollbacks)."""
-    import psycopg
-
+    """Round trips to the server while ``fn`` runs: the PostgreSQL store sends every
+    statement through ``_round_trip`` (one statement, or one pipeline of them) or
+    ``_exec_simple`` (one simple query); each call is one round trip."""
     from pytest_crmbench.postgres.store import PostgresStore
 
     count = 0
-    execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
-    exec_libpq = PostgresStore._exec_libpq
+    round_trip, exec_simple = PostgresStore._round_trip, PostgresStore._exec_simple
 
-    def counted_exec_libpq(self: Any, command: bytes) -> None:
+    def counted_round_trip(self: Any, calls: Any) -> Any:
         nonlocal count
         count += 1
-        exec_libpq(self, command)
+        return round_trip(self, calls)
 
-    def counted_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal count
-        if not self.connection.pgconn.pipeline_status:
-            count += 1
-        return execute(self, *args, **kwargs)
-
-    @contextmanager
-    def counted_pipeline(self: Any) -> Iterator[Any]:
+    def counted_exec_simple(self: Any, command: bytes) -> None:
         nonlocal count
         count += 1
-        with pipeline(self) as p:
-            yield p
+        exec_simple(self, command)
 
-    psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
-    psycopg.Connection.pipeline = counted_pipeline  # type: ignore[method-assign]
-    PostgresStore._exec_libpq = counted_exec_libpq  # type: ignore[method-assign]
+    PostgresStore._round_trip = counted_round_trip  # type: ignore[method-assign]
+    PostgresStore._exec_simple = counted_exec_simple  # type: ignore[method-assign]
     try:
         fn()
     finally:
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
-        psycopg.Connection.pipeline = pipeline  # type: ignore[method-assign]
-        PostgresStore._exec_libpq = exec_libpq  # type: ignore[method-assign]
+        PostgresStore._round_trip = round_trip  # type: ignore[method-assign]
+        PostgresStore._exec_simple = exec_simple  # type: ignore[method-assign]
     return count
+
+
+def server_cpu_s(store: Any) -> float | None:
+    """CPU seconds the PostgreSQL backend process of ``store`` has used (Linux /proc;
+    None elsewhere, or for a server in a container or on another machine)."""
+    conn = getattr(store, "_conn", None)
+    if conn is None:
+        return None
+    try:
+        with open(f"/proc/{conn.info.backend_pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
@@ -119,6 +119,7 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
         for conv in convs:  # warm-up: reference runs cached, statements prepared
             runner.run(conv, ReplayAgent())
         p50s, item_p50s, rates = [], [], []
+        cpu_started, server_started = time.process_time(), server_cpu_s(store)
         for _ in range(repeat):
             turn_overheads: list[float] = []
             item_overheads: list[float] = []
@@ -133,6 +134,12 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
             rates.append(len(convs) / (time.perf_counter() - started))
             p50s.append(statistics.median(turn_overheads) * 1000)
             item_p50s.append(statistics.median(item_overheads) * 1000)
+        passes = repeat * len(convs)
+        client_cpu_ms = (time.process_time() - cpu_started) / passes * 1000
+        server_now = server_cpu_s(store)
+        server_cpu_ms = None
+        if server_started is not None and server_now is not None:
+            server_cpu_ms = (server_now - server_started) / passes * 1000
         round_trips = None
         if backend != "memory":  # one more pass, untimed: what each conversation costs
 
@@ -149,6 +156,9 @@ def measure_runner(backend: str, repeat: int) -> dict[str, Any]:
             "conversations_per_s": statistics.median(rates),
             "select_1_round_trip_us": round_trip_us,
             "round_trips_per_conversation": round_trips,
+            "client_cpu_ms_per_conversation": client_cpu_ms,
+            "server_cpu_ms_per_conversation": server_cpu_ms,
+            "load_average_1min": os.getloadavg()[0],
         }
     finally:
         store.close()
@@ -263,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  P8 context: PostgreSQL bare round trip (SELECT 1) {pg['select_1_round_trip_us']:.0f} µs"
         f", {pg['round_trips_per_conversation']:.1f} round trips per conversation"
+    )
+    server = pg["server_cpu_ms_per_conversation"]
+    print(
+        f"  CPU per conversation (ms): memory {mem['client_cpu_ms_per_conversation']:.2f}"
+        f"; postgres client {pg['client_cpu_ms_per_conversation']:.2f}"
+        + (f" + server {server:.2f}" if server is not None else "")
+        + f"; load average {pg['load_average_1min']:.2f}"
     )
     for name, data in suite.items():
         if isinstance(data, dict):

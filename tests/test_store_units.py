@@ -181,3 +181,111 @@ def test_rolled_back_schema_install_leaves_a_working_store(store: Store, world: 
     for _ in range(8):
         assert store.find("clients", [Cond("status", "ieq", "active")]) == active
     assert len(store.find("clients")) == len(world.tables["clients"])
+
+
+def _count_round_trips(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A counter of the store's round trips to its server (from now on)."""
+    count = [0]
+    round_trip, exec_simple = store._round_trip, store._exec_simple  # type: ignore[attr-defined]
+
+    def counted_round_trip(calls: Any) -> Any:
+        count[0] += 1
+        return round_trip(calls)
+
+    def counted_exec_simple(command: bytes) -> None:
+        count[0] += 1
+        exec_simple(command)
+
+    monkeypatch.setattr(store, "_round_trip", counted_round_trip)
+    monkeypatch.setattr(store, "_exec_simple", counted_exec_simple)
+    return count
+
+
+@POSTGRES_ONLY
+def test_reset_and_seed_travel_with_the_next_statement(
+    store: Store, world: SeedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per item: ROLLBACK, BEGIN, the seed batch and the first query share one round trip."""
+    clients = [_client(i) for i in range(31, 34)]
+    store.find("clients", [Cond("status", "ieq", "active")])  # prepared beforehand
+    store.insert("clients", _client(30))
+    store.savepoint()  # left open: reset closes it
+    count = _count_round_trips(store, monkeypatch)
+    store.reset()
+    store.insert_many({"clients": clients})
+    assert count[0] == 0
+    active = [c for c in world.tables["clients"] if c["status"] == "Active"]
+    assert store.find("clients", [Cond("status", "ieq", "active")]) == active
+    assert count[0] == 1
+    assert store.get("clients", _client(30)["client_id"]) is None  # rolled back
+    assert _tail(store, "clients", 3) == clients
+    assert store.find("clients", [Cond("status", "ieq", "active")]) == active
+    assert count[0] == 3  # the get and the tail; the repeated query was answered from memory
+
+
+@POSTGRES_ONLY
+def test_a_refused_seed_fails_the_next_statement_and_reset_recovers(
+    store: Store, world: SeedWorld
+) -> None:
+    import psycopg
+
+    duplicate = world.tables["clients"][0]
+    store.insert_many({"clients": [_client(41), duplicate]})
+    with pytest.raises(psycopg.errors.UniqueViolation):  # a database error, not a CrmError
+        store.find("clients")
+    store.reset()
+    assert store.find("clients") == world.tables["clients"]
+    assert store.get("clients", _client(41)["client_id"]) is None
+
+
+@POSTGRES_ONLY
+def test_the_seed_of_an_item_that_sent_nothing_is_never_sent(
+    store: Store, world: SeedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item without statements: its (here refused) seed goes nowhere, and the next
+    item's reset, seed and first query still take one round trip."""
+    store.insert_many({"clients": [world.tables["clients"][0]]})  # a duplicate
+    store.reset()
+    count = _count_round_trips(store, monkeypatch)
+    store.insert_many({"clients": [_client(61)]})
+    assert store.find("clients") == [*world.tables["clients"], _client(61)]
+    assert count[0] == 1
+
+
+@POSTGRES_ONLY
+def test_rolled_back_rows_are_vacuumed_away(
+    store: Store, world: SeedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every item's rows are rolled back; the store vacuums so the tables do not grow."""
+    from pytest_crmbench.postgres import store as pg_store
+
+    monkeypatch.setattr(pg_store, "VACUUM_EVERY", 4)
+    conn = store._conn  # type: ignore[attr-defined]
+
+    def pages() -> int:
+        return int(conn.execute("SELECT pg_relation_size('clients') / 8192").fetchone()[0])
+
+    for item in range(24):  # 24 items × 100 rows: 40+ pages of dead rows if never vacuumed
+        store.reset()
+        store.insert_many({"clients": [_client(10_000 + 100 * item + i) for i in range(100)]})
+        assert len(store.find("clients")) == len(world.tables["clients"]) + 100
+    store.reset()
+    assert store.find("clients") == world.tables["clients"]
+    assert pages() <= 12
+
+
+@POSTGRES_ONLY
+def test_prepared_statements_stay_bounded(
+    store: Store, world: SeedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every query shape is prepared once; past the bound the session starts over."""
+    from pytest_crmbench.postgres import store as pg_store
+
+    monkeypatch.setattr(pg_store, "MAX_PREPARED", 5)
+    rows = list(world.tables["clients"])
+    for n, field in enumerate(["name", "email", "status", "industry", "phone", "address"]):
+        found = store.find("clients", [Cond(field, "icontains", "a")])
+        assert found == [c for c in rows if "a" in (c[field] or "").lower()]
+        rows.append(_client(50 + n))
+        store.insert("clients", rows[-1])
+    assert len(_prepared(store)) <= 5 + 2

@@ -7,8 +7,9 @@ parameterised; identifiers come only from the entity metadata, never from input.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from importlib import resources
@@ -20,9 +21,13 @@ from pytest_crmbench.crm.store import Cond
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.pq.abc import PGresult
 
 _ID_KINDS = frozenset({"id", "ref", "entity_ref"})
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # used unquoted: lower case only
+_COMMAND_OK, _TUPLES_OK, _FATAL_ERROR, _PIPELINE_SYNC = 1, 2, 7, 10  # libpq ExecStatus
+VACUUM_EVERY = 250  # items between two vacuums of the tables (see PostgresStore._vacuum)
+MAX_PREPARED = 500  # statements prepared in the session before they are all deallocated
 
 
 def schema_sql() -> str:
@@ -30,78 +35,116 @@ def schema_sql() -> str:
     return resources.files("pytest_crmbench.postgres").joinpath("schema.sql").read_text("utf-8")
 
 
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+Param = bytes | None
+Row = tuple[Any, ...]
+Call = tuple[str, Sequence[Param]]  # a statement's text (``$n`` placeholders), its parameters
+
+
+def _text(value: Any) -> str:
+    """A value's text form as PostgreSQL's input functions read it."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is float:
+        return repr(value)  # shortest exact form; float8 also reads inf, -inf and nan
+    if kind is int:
+        return str(value)
+    if kind is datetime or kind is date:
+        return value.isoformat()  # type: ignore[no-any-return]
+    if kind is list:
+        return "{" + ",".join(_element(x) for x in value) + "}"
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise TypeError(f"the PostgreSQL store cannot store a {kind.__name__}")
+
+
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    text = _text(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _param(value: Any) -> Param:
+    """A parameter in text format, its type left to the statement (no per-value oids, so
+    one prepared statement serves every value)."""
+    if value is None:
+        return None
+    text = _text(value)
+    if "\x00" in text:  # libpq would cut the text there
+        raise CrmError("The database refused the change (text with a NUL character).")
+    return text.encode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"the PostgreSQL store cannot store a {type(value).__name__}")
+
+
 class _Table:
-    """Statements (rendered to text once) and value conversions for one entity's table."""
+    """Statements (rendered to text once) and value conversions for one entity's table.
 
-    def __init__(self, entity: Entity, conn: psycopg.Connection[Any]) -> None:
-        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
+    Ids are read as text (``::text``): no UUID objects on either side of the wire.
+    """
 
+    def __init__(self, entity: Entity) -> None:
         self.entity = entity
         self.kinds = {f.name: f.kind for f in entity.fields}
         names = entity.field_names
         self.names = names
         self.key_index = names.index(entity.key)
-        self._conn = conn
-        self.table = sql.Identifier(entity.table)
-        self.key = sql.Identifier(entity.key)
-        self.cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
-        self.row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names)))
-        self.select = self._text("SELECT {} FROM {}", self.cols, self.table)
-        self.get = self._text("SELECT {} FROM {} WHERE {} = %s", self.cols, self.table, self.key)
-        self.insert = self._text(
-            "INSERT INTO {} ({}) VALUES {} RETURNING {}", self.table, self.cols, self.row, self.cols
+        self.lists = tuple(i for i, f in enumerate(entity.fields) if f.kind == "id_list")
+        table, key = _ident(entity.table), _ident(entity.key)
+        cols = ", ".join(_ident(n) for n in names)
+        self.cols = cols
+        returned = ", ".join(
+            _ident(f.name) + "::text"
+            if f.kind in _ID_KINDS
+            else _ident(f.name) + "::text[]"
+            if f.kind == "id_list"
+            else _ident(f.name)
+            for f in entity.fields
         )
-        self.delete = self._text("DELETE FROM {} WHERE {} = %s", self.table, self.key)
-        self.insert_head = self._text("INSERT INTO {} ({}) VALUES ", self.table, self.cols)
-        self.row_text = self._text("{}", self.row)
+        values = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+        self.select = f"SELECT {returned} FROM {table}"
+        self.get = f"{self.select} WHERE {key} = $1"
+        self.insert = f"INSERT INTO {table} ({cols}) VALUES ({values}) RETURNING {returned}"
+        self.delete = f"DELETE FROM {table} WHERE {key} = $1"
+        # One batch of this table: its rows as a JSON array (see PostgresStore.insert_many).
+        self.batch_head = (
+            f"INSERT INTO {table} ({cols}) SELECT {cols} "
+            f"FROM json_populate_recordset(NULL::{table}, $"
+        )
         self._updates: dict[tuple[str, ...], str] = {}
-
-    def _text(self, template: str, *parts: Any) -> str:
-        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
-
-        return sql.SQL(template).format(*parts).as_string(self._conn)
+        self._table, self._key, self._returned = table, key, returned
 
     def update(self, names: tuple[str, ...]) -> str:
         """The UPDATE … RETURNING text for one set of changed fields (rendered once)."""
         query = self._updates.get(names)
         if query is None:
-            from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
-
-            sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in names)
-            query = self._text(
-                "UPDATE {} SET {} WHERE {} = %s RETURNING {}", self.table, sets, self.key, self.cols
+            sets = ", ".join(f"{_ident(n)} = ${i}" for i, n in enumerate(names, start=1))
+            query = (
+                f"UPDATE {self._table} SET {sets} WHERE {self._key} = ${len(names) + 1} "
+                f"RETURNING {self._returned}"
             )
             self._updates[names] = query
         return query
 
-    def values(self, record: Record) -> list[Any]:
-        return [self.to_db(n, record.get(n)) for n in self.names]
+    def params(self, record: Record) -> list[Param]:
+        return [_param(record.get(n)) for n in self.names]
 
-    def to_db(self, name: str, value: Any) -> Any:
-        kind = self.kinds[name]
-        if value is None:
-            return None
-        if kind in _ID_KINDS:
-            return uuid.UUID(value)
-        if kind == "id_list":
-            return [uuid.UUID(x) for x in value]
-        return value
-
-    def from_db(self, row: Sequence[Any]) -> Record:
-        record: Record = {}
-        for name, value in zip(self.names, row, strict=True):
-            kind = self.kinds[name]
+    def record(self, row: Row) -> Record:
+        record = dict(zip(self.names, row, strict=True))
+        for i in self.lists:  # the only mutable values: the caller gets its own
+            value = row[i]
             if value is not None:
-                if kind in _ID_KINDS:
-                    value = str(value)
-                elif kind == "id_list":
-                    value = [str(x) for x in value]
-            record[name] = value
+                record[self.names[i]] = list(value)
         return record
-
-
-Row = tuple[Any, ...]
-Statement = tuple[str, Sequence[Any] | None]
 
 
 class PostgresStore:
@@ -115,10 +158,20 @@ class PostgresStore:
     item: calls … :meth:`reset`.
 
     Speed comes from saying less, not from saying it faster (on a local server a round
-    trip is mostly the two processes' CPU): every write is one statement, with no
-    SAVEPOINT or RELEASE around it; a store's records read or written in this
-    transaction are remembered (this connection is the only writer of its database), so
-    re-reading them costs nothing; a batch of inserts is one statement.
+    trip is mostly the two processes' CPU):
+
+    * every exchange with the server goes through :meth:`_round_trip`, straight on libpq:
+      statements are prepared once per session under the store's own names, parameters
+      travel as text and rows are read by psycopg's (compiled) loaders, so a statement
+      costs the client little more than a bare ``SELECT 1``;
+    * the end of a transaction (the ``ROLLBACK`` and ``BEGIN`` of :meth:`reset`, or of a
+      rollback to a savepoint) is not sent on its own: it rides in the same pipeline as
+      the next statement;
+    * every write is one statement, with no SAVEPOINT or RELEASE around it; a batch of
+      inserts (a seed) is one prepared statement, its rows as JSON arrays;
+    * records read or written in this transaction are remembered (this connection is the
+      only writer of its database), and so is each query's answer until its table is
+      written to: asking again costs nothing.
 
     Savepoints are bookkeeping: the store journals the writes of the open transaction.
     Rolling back to a savepoint that saw writes (rare: the CRM validates before writing,
@@ -132,9 +185,13 @@ class PostgresStore:
         self, conninfo: str, *, connect_timeout: float = 10.0, schema: str | None = None
     ) -> None:
         import psycopg  # lazy: psycopg, only if the PostgreSQL store is used
+        from psycopg.adapt import Transformer  # lazy: psycopg, only if the store is used
 
         self._psycopg = psycopg
-        options = "-c timezone=UTC -c statement_timeout=30000 -c lock_timeout=10000"
+        options = (
+            "-c timezone=UTC -c statement_timeout=30000 -c lock_timeout=10000"
+            " -c client_encoding=UTF8"
+        )
         if schema is not None:
             if not _SCHEMA_NAME.fullmatch(schema):
                 raise ValueError(f"not a schema name for a store: {schema!r}")
@@ -149,70 +206,172 @@ class PostgresStore:
             )
         except psycopg.OperationalError as exc:
             raise ConnectionError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
-        self._cur = self._conn.cursor()
-        self._tables = {t: _Table(BY_TABLE[t], self._conn) for t in LOAD_ORDER}
+        self._pg = self._conn.pgconn
+        self._pg.nonblocking = 0  # libpq waits for the server itself: no Python loop
+        self._loader = Transformer(self._conn)
+        self._tables = {t: _Table(BY_TABLE[t]) for t in LOAD_ORDER}
         self._counter = 0
+        self._items = 0  # resets so far (see _vacuum)
+        self._statements = 0  # names of prepared statements: s0, s1, …
+        self._prepared: dict[str, bytes] = {}  # statement text → its prepared name
         self._queries: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
-        self._batches: dict[tuple[tuple[str, int], ...], str] = {}  # insert_many texts
-        self._journal: list[Statement] = []  # the writes of the open transaction, in order
+        self._batches: dict[tuple[str, ...], str] = {}  # insert_many texts by tables
+        # Commands and writes that go before the next statement, in its round trip.
+        self._deferred: list[bytes | Call] = []
+        self._journal: list[Call | bytes] = []  # the writes of the open transaction
         self._savepoints: list[tuple[str, int]] = []  # (name, journal length when opened)
         self._aborted = False  # a statement failed: the transaction needs a rollback
         self._ddl = False  # this transaction ran DDL (see _restart)
         # Rows of this transaction by (table, canonical id); None: known not to exist.
-        self._rows: dict[tuple[str, str], Row | None] = {}
-        self._exec("BEGIN")
+        self._known: dict[tuple[str, str], Row | None] = {}
+        # Query answers of this transaction, per table, until that table is written to.
+        self._found: dict[str, dict[tuple[str, tuple[Param, ...]], list[Row]]] = {}
+        self._exec_simple(b"BEGIN")
 
     # -- plumbing ------------------------------------------------------------------
-    def _exec(
-        self, query: Any, params: Sequence[Any] | None = None, *, prepare: bool | None = None
-    ) -> None:
+    def _round_trip(self, calls: Sequence[Call]) -> PGresult | None:
+        """Run ``calls`` after the deferred commands, in one round trip; the last result.
+
+        Every exchange with the server but :meth:`_exec_simple` goes through here (the
+        benchmarks count round trips on it). A statement already prepared, with nothing
+        deferred, is one libpq call; anything else is one pipeline.
+        """
+        if len(calls) == 1 and not self._deferred:
+            text, params = calls[0]
+            name = self._prepared.get(text)
+            if name is not None:
+                # NULLs are None, as in send_query_prepared (the stub says otherwise)
+                result = self._pg.exec_prepared(name, params)  # type: ignore[arg-type]
+                if result.status != _TUPLES_OK and result.status != _COMMAND_OK:
+                    self._fail(result)
+                return result
+        return self._pipeline(calls)
+
+    def _pipeline(self, calls: Sequence[Call]) -> PGresult | None:
+        deferred, self._deferred = self._deferred, []
+        if not calls and not deferred:
+            return None
+        pg = self._pg
+        # What each result answers: a command or deferred write (True: its failure is
+        # the session's, not the caller's), a statement to prepare (its text and name),
+        # or one of ``calls`` (False).
+        sent: list[bool | tuple[str, bytes]] = []
+        pg.enter_pipeline_mode()
         try:
-            self._cur.execute(query, params, prepare=prepare)
-        except (self._psycopg.errors.IntegrityError, self._psycopg.errors.DataError) as exc:
-            self._aborted = True
+            if len(self._prepared) >= MAX_PREPARED:  # many query shapes (fuzzing): start over
+                deferred.append(b"DEALLOCATE ALL")
+            items = [*deferred, *calls]
+            for i, item in enumerate(items):
+                if isinstance(item, bytes):
+                    if item == b"DEALLOCATE ALL":
+                        self._prepared.clear()  # what follows prepares anew
+                    pg.send_query_params(item, None)
+                    sent.append(True)
+                    continue
+                text, params = item
+                name = self._prepared.get(text)
+                if name is None:
+                    name = f"s{self._statements}".encode()
+                    self._statements += 1
+                    pg.send_prepare(name, text.encode(), None)
+                    sent.append((text, name))
+                pg.send_query_prepared(name, params)
+                sent.append(i < len(deferred))
+            pg.pipeline_sync()
+            failed: tuple[PGresult, bool] | None = None
+            last: PGresult | None = None
+            for what in sent:
+                last = pg.get_result()
+                if last is None:  # the connection is gone
+                    break
+                while pg.get_result() is not None:
+                    pass
+                status = last.status
+                if status == _FATAL_ERROR:
+                    if failed is None:
+                        failed = (last, what is True)
+                elif isinstance(what, tuple):
+                    if status == _COMMAND_OK:
+                        self._prepared[what[0]] = what[1]
+                elif what is True and last.command_status == b"DEALLOCATE ALL":
+                    self._prepared.clear()  # prepared before it in this pipeline: gone too
+            if last is None:
+                self._aborted = True
+                message = pg.error_message.decode("utf-8", "replace").strip()
+                raise self._psycopg.OperationalError(f"PostgreSQL connection lost: {message}")
+            sync = pg.get_result()
+            if sync is not None and sync.status == _PIPELINE_SYNC:
+                pg.get_result()
+        finally:
+            try:
+                pg.exit_pipeline_mode()
+            except self._psycopg.Error:
+                self._aborted = True
+        if failed is not None:
+            result, session = failed
+            if session:  # a deferred write (a seed) failed: no caller to blame
+                self._aborted = True
+                raise self._psycopg.errors.error_from_result(result, encoding="utf-8")
+            self._fail(result)
+        return last if calls else None
+
+    def _fail(self, result: PGresult) -> None:
+        """Raise what a failed statement means; the transaction needs a rollback now."""
+        self._aborted = True
+        exc = self._psycopg.errors.error_from_result(result, encoding="utf-8")
+        if isinstance(exc, self._psycopg.errors.IntegrityError | self._psycopg.errors.DataError):
             # Defence in depth fired: the Python rules let something through.
             diag = exc.diag
             raise CrmError(
                 f"The database refused the change ({diag.constraint_name or diag.sqlstate})."
             ) from exc
-        except self._psycopg.Error:
-            self._aborted = True
-            raise
+        raise exc
 
-    def _write(
-        self, query: str, params: Sequence[Any] | None, *, prepare: bool | None = None
-    ) -> None:
-        self._exec(query, params, prepare=prepare)
-        self._journal.append((query, params))
+    def _exec_simple(self, command: bytes) -> None:
+        """Run ``command`` (no parameters, maybe several statements) in one round trip,
+        after the deferred commands."""
+        if self._deferred:
+            self._round_trip(())
+        result = self._pg.exec_(command)
+        if result.status != _COMMAND_OK and result.status != _TUPLES_OK:
+            self._fail(result)
 
-    def _restart(self, end: str) -> None:
-        """End the transaction (COMMIT or ROLLBACK) and begin the next, in one round trip.
+    def _run(self, text: str, params: Sequence[Param]) -> list[Row]:
+        """One statement; its rows."""
+        result = self._round_trip(((text, params),))
+        assert result is not None
+        if not result.ntuples:
+            return []
+        loader = self._loader
+        loader.set_pgresult(result)
+        return loader.load_rows(0, result.ntuples, tuple)
 
-        A ROLLBACK seen through a cursor makes psycopg forget every prepared statement
-        (and send DEALLOCATE ALL): it cannot know whether the transaction created the
-        objects they use. Here only :meth:`install_schema` runs DDL, so a rollback of a
-        DDL-free transaction goes straight to libpq, past that bookkeeping, and the hot
-        statements stay prepared from one item to the next.
-        """
-        if end == "ROLLBACK" and not self._ddl:
-            self._exec_libpq(b"ROLLBACK; BEGIN")
+    def _write(self, table: str, text: str, params: Sequence[Param]) -> list[Row]:
+        rows = self._run(text, params)
+        self._journal.append((text, params))
+        self._found.pop(table, None)
+        return rows
+
+    def _restart(self, end: bytes) -> None:
+        """End the transaction (COMMIT or ROLLBACK) and begin the next, with the next
+        statement. After DDL the session's prepared statements go too: their tables may
+        be gone or different."""
+        deferred = self._deferred
+        if end == b"ROLLBACK" and b"BEGIN" in deferred:
+            # This transaction has not reached the server yet: drop its deferred writes
+            # (an item that sent nothing must not send its seed with the next item's
+            # statement), and the pending ROLLBACK and BEGIN serve again.
+            del deferred[len(deferred) - deferred[::-1].index(b"BEGIN") :]
         else:
-            self._exec(f"{end}; BEGIN")
+            deferred += [end, b"DEALLOCATE ALL", b"BEGIN"] if self._ddl else [end, b"BEGIN"]
         self._ddl = False
         self._aborted = False
 
-    def _exec_libpq(self, command: bytes) -> None:
-        """Run ``command`` (no parameters, no rows) on libpq directly: one round trip."""
-        result = self._conn.pgconn.exec_(command)
-        if result.status != self._psycopg.pq.ExecStatus.COMMAND_OK:
-            self._aborted = True
-            message = (result.error_message or b"").decode("utf-8", "replace").strip()
-            raise self._psycopg.OperationalError(f"PostgreSQL refused {command!r}: {message}")
-
-    def _new_transaction(self, end: str) -> None:
+    def _new_transaction(self, end: bytes) -> None:
         self._savepoints.clear()
         self._journal.clear()
-        self._rows.clear()
+        self._known.clear()
+        self._found.clear()
         self._restart(end)
 
     def close(self) -> None:
@@ -221,113 +380,135 @@ class PostgresStore:
 
     def install_schema(self) -> None:
         """Drop and recreate the CRM tables (inside the current transaction)."""
-        self._rows.clear()
+        self._known.clear()
+        self._found.clear()
         self._ddl = True
         create = f"CREATE SCHEMA IF NOT EXISTS {self._schema};\n" if self._schema else ""
-        self._write(create + schema_sql(), None)
+        command = (create + schema_sql()).encode()
+        self._exec_simple(command)
+        self._journal.append(command)
 
     def mark_base(self) -> None:
         """Commit: the current content becomes what :meth:`reset` returns to."""
-        self._new_transaction("COMMIT")
+        self._new_transaction(b"COMMIT")
+        self._round_trip(())  # now: others may read the committed base
 
     def reset(self) -> None:
-        self._new_transaction("ROLLBACK")  # the per-item isolation cost
+        self._new_transaction(b"ROLLBACK")  # the per-item isolation cost, sent later
+        self._items += 1
+        if self._items % VACUUM_EVERY == 0:
+            self._vacuum()
+
+    def _vacuum(self) -> None:
+        """Reclaim the rows of rolled-back items (two round trips, every few hundred).
+
+        Every item's writes are rolled back, but their dead rows stay in the tables and
+        indexes, and autovacuum never hears of them: a session that is never idle outside
+        a transaction never reports its statistics. Without this, every scan slows as a
+        long run goes on.
+        """
+        deferred = self._deferred
+        if deferred[-1:] != [b"BEGIN"] or self._ddl:
+            return
+        deferred.pop()
+        # Only housekeeping: on failure the session is outside a transaction all the same.
+        with contextlib.suppress(self._psycopg.Error):
+            self._exec_simple(b"VACUUM " + ", ".join(_ident(t) for t in LOAD_ORDER).encode())
+        self._aborted = False
+        self._deferred.append(b"BEGIN")
 
     # -- reads ---------------------------------------------------------------------
-    def _remember(self, table: str, t: _Table, row: Row) -> None:
-        self._rows[(table, str(row[t.key_index]))] = row
-
     def get(self, table: str, key: str) -> Record | None:
         t = self._tables[table]
         try:
-            row = self._rows[(table, key)]
+            row = self._known[(table, key)]
         except KeyError:
-            self._exec(t.get, (uuid.UUID(key),))
-            row = self._cur.fetchone()
-            if row is None:
-                self._rows[(table, str(uuid.UUID(key)))] = None
-            else:
-                self._remember(table, t, row)
-        return t.from_db(row) if row is not None else None
+            rows = self._run(t.get, (_param(key),))
+            row = rows[0] if rows else None
+            self._known[(table, key)] = row
+        return t.record(row) if row is not None else None
 
     def _find_query(self, table: str, shape: tuple[tuple[str, str], ...]) -> str:
         """The SQL text of a query shape (fields and operators), composed once and cached."""
         query = self._queries.get((table, shape))
         if query is not None:
             return query
-        from psycopg import sql  # lazy: psycopg, only if the PostgreSQL store is used
-
         t = self._tables[table]
         templates = {
-            "eq": "{} = %s",
-            "ieq": 'lower({} COLLATE "C") = %s',
-            "icontains": 'strpos(lower({} COLLATE "C"), %s) > 0',
-            "ge": "{} >= %s",
-            "le": "{} <= %s",
+            "eq": "{} = ${}",
+            "ieq": 'lower({} COLLATE "C") = ${}',
+            "icontains": 'strpos(lower({} COLLATE "C"), ${}) > 0',
+            "ge": "{} >= ${}",
+            "le": "{} <= ${}",
         }
-        clauses: list[sql.Composable] = []
-        for field, op in shape:
+        clauses: list[str] = []
+        for i, (field, op) in enumerate(shape, start=1):
             if field not in t.kinds:
                 raise KeyError(f"{table} has no field {field}")
-            clauses.append(sql.SQL(templates[op]).format(sql.Identifier(field)))
-        composed: sql.Composable = sql.SQL(t.select)
+            clauses.append(templates[op].format(_ident(field), i))
+        query = t.select
         if clauses:
-            composed = sql.SQL("{} WHERE {}").format(composed, sql.SQL(" AND ").join(clauses))
-        query = sql.SQL("{} ORDER BY seq").format(composed).as_string(self._conn)
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY seq"
         self._queries[(table, shape)] = query
         return query
 
     def find(self, table: str, where: Sequence[Cond] = ()) -> list[Record]:
         t = self._tables[table]
         query = self._find_query(table, tuple((c.field, c.op) for c in where))
-        params = [t.to_db(c.field, c.value) if c.op == "eq" else c.value for c in where]
-        self._exec(query, params)
-        rows = self._cur.fetchall()
-        for row in rows:
-            self._remember(table, t, row)
-        return [t.from_db(row) for row in rows]
+        params = tuple(_param(c.value) for c in where)
+        answers = self._found.get(table)
+        rows = answers.get((query, params)) if answers is not None else None
+        if rows is None:
+            rows = self._run(query, params)
+            self._found.setdefault(table, {})[(query, params)] = rows
+            key, known = t.key_index, self._known
+            for row in rows:
+                known[(table, row[key])] = row
+        return [t.record(row) for row in rows]
 
     # -- writes --------------------------------------------------------------------
     def insert(self, table: str, record: Record) -> None:
         t = self._tables[table]
-        self._write(t.insert, t.values(record))
-        row = self._cur.fetchone()
-        assert row is not None
-        self._remember(table, t, row)
+        (row,) = self._write(table, t.insert, t.params(record))
+        self._known[(table, row[t.key_index])] = row
 
     def insert_many(self, records: Mapping[str, Sequence[Record]]) -> None:
-        """One statement for every table: a data-modifying CTE per table, in load order.
+        """One prepared statement for every table: a data-modifying CTE per table, in
+        load order, each table's rows one JSON array (``json_populate_recordset``).
 
         Foreign keys are checked at the end of the statement, so rows may point at rows
         of an earlier table in the same batch. Rows are not remembered (no RETURNING):
         most batches are seeds that are only partly read afterwards.
+
+        The statement is not sent now but with the next one, in its round trip: a seed
+        costs no round trip of its own. Should the database refuse it, the next
+        statement raises the database's error (not a :class:`CrmError`: no tool call
+        is to blame for a seed).
         """
-        shape: list[tuple[str, int]] = []
-        params: list[Any] = []
-        for table in LOAD_ORDER:
-            batch = records.get(table, ())
-            if batch:
-                shape.append((table, len(batch)))
-                t = self._tables[table]
-                for record in batch:
-                    params += t.values(record)
-        if not shape:
+        tables = tuple(t for t in LOAD_ORDER if records.get(t))
+        if not tables:
             return
-        # Batches rarely repeat their shape: preparing them would only evict the hot
-        # statements from psycopg's cache of prepared statements.
-        self._write(self._batch_query(tuple(shape)), params, prepare=False)
+        params = [
+            json.dumps(
+                [{n: r.get(n) for n in self._tables[t].names} for r in records[t]],
+                default=_json_default,
+                allow_nan=False,
+            ).encode()
+            for t in tables
+        ]
+        call = (self._batch_query(tables), params)
+        self._deferred.append(call)  # sent with the next statement
+        self._journal.append(call)
+        for t in tables:
+            self._found.pop(t, None)
 
-    def _batch_query(self, shape: tuple[tuple[str, int], ...]) -> str:
-        """The text of one batch shape, joined from each table's pre-rendered pieces.
-
-        Plain string joins: composing it with psycopg.sql for every batch cost more than
-        the database's work on it.
-        """
-        query = self._batches.get(shape)
+    def _batch_query(self, tables: tuple[str, ...]) -> str:
+        """The statement for one set of tables (at most 255 sets, each prepared once)."""
+        query = self._batches.get(tables)
         if query is None:
             parts = [
-                self._tables[table].insert_head + ", ".join([self._tables[table].row_text] * n)
-                for table, n in shape
+                f"{self._tables[t].batch_head}{i}::json)" for i, t in enumerate(tables, start=1)
             ]
             *ctes, query = parts
             if ctes:
@@ -337,9 +518,7 @@ class PostgresStore:
                     + " "
                     + query
                 )
-            if len(self._batches) >= 512:
-                self._batches.clear()
-            self._batches[shape] = query
+            self._batches[tables] = query
         return query
 
     def update(self, table: str, key: str, changes: Record) -> None:
@@ -347,15 +526,15 @@ class PostgresStore:
         names = tuple(n for n in changes if n in t.kinds)
         if not names:
             return
-        self._write(t.update(names), [*(t.to_db(n, changes[n]) for n in names), uuid.UUID(key)])
-        row = self._cur.fetchone()
-        self._rows[(table, str(uuid.UUID(key)))] = None  # gone, or moved to a new key
-        if row is not None:
-            self._remember(table, t, row)
+        params = [*(_param(changes[n]) for n in names), _param(key)]
+        rows = self._write(table, t.update(names), params)
+        self._known[(table, key)] = None  # gone, or moved to a new key
+        if rows:
+            self._known[(table, rows[0][t.key_index])] = rows[0]
 
     def delete(self, table: str, key: str) -> None:
-        self._write(self._tables[table].delete, (uuid.UUID(key),))
-        self._rows[(table, str(uuid.UUID(key)))] = None
+        self._write(table, self._tables[table].delete, (_param(key),))
+        self._known[(table, key)] = None
 
     # -- atomic units --------------------------------------------------------------
     def savepoint(self) -> str:
@@ -378,17 +557,22 @@ class PostgresStore:
             return  # nothing was written since: nothing to undo
         keep = self._journal[:mark]
         self._journal = []
-        self._rows.clear()
-        self._restart("ROLLBACK")
-        if keep:
-            try:
-                with self._conn.pipeline():  # the whole replay in one round trip
-                    for query, params in keep:
-                        self._cur.execute(query, params)
-            except self._psycopg.Error:
-                self._aborted = True
-                raise
-            self._journal = keep
+        self._known.clear()
+        self._found.clear()
+        self._restart(b"ROLLBACK")
+        if not keep:
+            return  # the rollback goes with the next statement
+        calls = [c for c in keep if not isinstance(c, bytes)]
+        if len(calls) == len(keep):
+            self._round_trip(calls)  # the whole replay in one round trip
+        else:  # DDL in the journal: simple queries, one by one (install_schema only)
+            for entry in keep:
+                if isinstance(entry, bytes):
+                    self._ddl = True
+                    self._exec_simple(entry)
+                else:
+                    self._round_trip((entry,))
+        self._journal = keep
 
     def release(self, name: str) -> None:
         self._pop(name)
@@ -398,4 +582,3 @@ class PostgresStore:
 
 
 __all__ = ["PostgresStore", "schema_sql"]
-_ = (date, datetime)
