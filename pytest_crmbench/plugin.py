@@ -67,6 +67,7 @@ from pytest_crmbench.session import (
 )
 from pytest_crmbench.state import (
     ARC_DATASET,
+    KEYWORDS,
     RESULT,
     RESULT_TEXT,
     SLIM,
@@ -389,6 +390,14 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     result = item.stash.get(RESULT, None)
     case = item_case(item)
+    if case is not None:
+        # An item's three reports share one keywords dict (pytest makes one per report,
+        # and the terminal keeps every report to the end of the run).
+        first = item.stash.get(KEYWORDS, None)
+        if first is None:
+            item.stash[KEYWORDS] = report.keywords
+        elif report.keywords == first:
+            report.keywords = first
     if call.when == "setup" and report.failed and case is not None:
         reason = str(call.excinfo.value) if call.excinfo else "setup failed"
         result = case.unjudged_result(reason.splitlines()[0] if reason else "setup failed")

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +140,7 @@ START_TIMEOUT = 60.0
 STATE = pytest.StashKey[CrmState]()
 RESULT = pytest.StashKey[ItemResult]()  # the item's full result, then its slim copy
 RESULT_TEXT = pytest.StashKey[str]()  # the full result's JSON text (a plain run's results file)
+KEYWORDS = pytest.StashKey[Mapping[str, Any]]()  # the keywords of the item's first report
 SLIM = pytest.StashKey[ItemResult]()  # the slim copy made at setup (the JSON report's metadata)
 STREAM = pytest.StashKey[str]()  # the ordered stream an item runs in (feedback runs)
 ARC_DATASET = pytest.StashKey[bool]()  # the collected dataset holds conversations imported from Arc

@@ -128,6 +128,7 @@ NonBlank = Annotated[str, AfterValidator(_non_blank)]
 
 
 class _Model(BaseModel):
+    # (Mutable defaults are factories: a default value is deep-copied on every use.)
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -135,7 +136,7 @@ class ExpectedCall(_Model):
     """One reference tool call; its arguments may hold references to earlier results."""
 
     tool: str
-    args: dict[str, Any] = {}
+    args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> Self:
@@ -175,8 +176,8 @@ class Reply(_Model):
     result cannot pass a read turn. ``rubric`` is for the optional LLM judge.
     """
 
-    must_mention: list[NonBlank] = []
-    must_not_mention: list[NonBlank] = []
+    must_mention: list[NonBlank] = Field(default_factory=list)
+    must_not_mention: list[NonBlank] = Field(default_factory=list)
     rubric: NonBlank | None = None
 
 
@@ -187,7 +188,7 @@ class Turn(_Model):
     expected_calls: list[ExpectedCall]
     expect: Literal["success", "failure"] = "success"
     error_contains: str | None = None
-    reply: Reply = Reply()
+    reply: Reply = Field(default_factory=Reply)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -206,9 +207,9 @@ class Conversation(_Model):
     workflow: Workflow
     complexity: Complexity
     reference_date: Annotated[date, BeforeValidator(_strict_date)]
-    seed: dict[str, list[dict[str, Any]]] = {}
+    seed: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     turns: list[Turn] = Field(min_length=1, max_length=10)
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
     title: NonBlank | None = None
 
     @field_validator("seed")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import Counter
+from array import array
 from collections.abc import Callable
 from json.encoder import encode_basestring as _enc_str
 from typing import Any, cast
@@ -71,6 +71,50 @@ def _key_text(key: Any) -> str:
     return _enc_str(key) if type(key) is str else _enc({key: 0})[1:-3]
 
 
+class _Counts:
+    """How often each hash was added, up to 2 (all sharing asks): an open-addressing table
+    in two arrays, a tenth of the memory of a ``Counter`` of ints (a long run adds a
+    million hashes, most of them once)."""
+
+    def __init__(self) -> None:
+        self.keys = array("q", bytes(8 * 1024))
+        self.seen = bytearray(1024)  # 0: an empty slot, else the count (1 or 2)
+        self.used = 0
+
+    def _slot(self, key: int) -> int:
+        mask = len(self.seen) - 1
+        index = key & mask
+        while self.seen[index] and self.keys[index] != key:
+            index = (index + 1) & mask
+        return index
+
+    def add(self, key: int) -> int:
+        """Add ``key``; its count now."""
+        index = self._slot(key)
+        count = self.seen[index]
+        if count:
+            self.seen[index] = 2
+            return 2
+        self.keys[index] = key
+        self.seen[index] = 1
+        self.used += 1
+        if self.used * 2 > len(self.seen):
+            self._grow()
+        return 1
+
+    def get(self, key: int) -> int:
+        return self.seen[self._slot(key)]
+
+    def _grow(self) -> None:
+        old = [(k, c) for k, c in zip(self.keys, self.seen, strict=True) if c]
+        self.keys = array("q", bytes(16 * len(self.seen)))
+        self.seen = bytearray(2 * len(self.seen))
+        for key, count in old:
+            index = self._slot(key)
+            self.keys[index] = key
+            self.seen[index] = count
+
+
 class _Packer:
     """Shapes, counts and shares values; counts are keyed by the hash of a value's text and
     the shared values by its digest, so a packer over a long run holds numbers, not every
@@ -79,7 +123,7 @@ class _Packer:
 
     def __init__(self, *, encoded: bool = False) -> None:
         self.shapes: dict[tuple[Any, ...], int] = {}
-        self.counts: Counter[int] = Counter()
+        self.counts = _Counts()
         self.shared: dict[bytes, int] = {}
         self.table: list[Any] = []
         self.encoded = encoded
@@ -128,11 +172,8 @@ class _Packer:
         kind, text, payload = node
         if kind == _SCALAR:
             return
-        if len(text) >= MIN_SHARED:
-            key = hash(text)
-            self.counts[key] += 1
-            if self.counts[key] > 1:
-                return  # its parts were counted the first time
+        if len(text) >= MIN_SHARED and self.counts.add(hash(text)) > 1:
+            return  # its parts were counted the first time
         # A part's text is shorter than its container's: only long ones count.
         if kind == _LIST:
             for child in payload:
@@ -149,7 +190,7 @@ class _Packer:
         kind, text, payload = node
         if kind == _SCALAR:
             return payload, text
-        if len(text) >= MIN_SHARED and self.counts[hash(text)] > 1:
+        if len(text) >= MIN_SHARED and self.counts.get(hash(text)) > 1:
             digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
             index = self.shared.get(digest)
             if index is None:
