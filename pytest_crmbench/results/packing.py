@@ -134,7 +134,9 @@ class _Packer:
         if type(value) is str:
             return (_STR, _enc_str(value), value)
         if isinstance(value, dict):
-            nodes = [self._leaf(v) for v in value.values()]
+            nodes = [
+                (_STR, _enc_str(v), v) if type(v) is str else self._leaf(v) for v in value.values()
+            ]
             if len(nodes) >= MIN_SHAPE:
                 index = self.shapes.setdefault(tuple(value), len(self.shapes))
                 row = [(_STR, _ROW_TEXT, ROW), (_SCALAR, str(index), index), *nodes]
@@ -145,7 +147,7 @@ class _Packer:
                 return (_DICT, "{" + _ESCAPE_TEXT + ":" + text + "}", [_escape(text, pairs)])
             return (_DICT, text, pairs)
         if isinstance(value, list):
-            nodes = [self._leaf(v) for v in value]
+            nodes = [(_STR, _enc_str(v), v) if type(v) is str else self._leaf(v) for v in value]
             if nodes and nodes[0][0] == _STR and nodes[0][2] == ROW:
                 # a real list starting with the marker
                 nodes = [(_STR, _ROW_TEXT, ROW), (_SCALAR, "-1", -1), *nodes]
