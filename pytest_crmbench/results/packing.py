@@ -16,6 +16,7 @@ import json
 import os
 from array import array
 from collections.abc import Callable
+from itertools import compress
 from json.encoder import encode_basestring as _enc_str
 from typing import Any, cast
 
@@ -106,10 +107,11 @@ class _Counts:
         return self.seen[self._slot(key)]
 
     def _grow(self) -> None:
-        old = [(k, c) for k, c in zip(self.keys, self.seen, strict=True) if c]
-        self.keys = array("q", bytes(16 * len(self.seen)))
-        self.seen = bytearray(2 * len(self.seen))
-        for key, count in old:
+        keys, seen = self.keys, self.seen
+        self.keys = array("q", bytes(16 * len(seen)))
+        self.seen = bytearray(2 * len(seen))
+        # The used slots' keys and counts, in slot order (no list of a million pairs).
+        for key, count in zip(compress(keys, seen), filter(None, seen), strict=True):
             index = self._slot(key)
             self.keys[index] = key
             self.seen[index] = count
