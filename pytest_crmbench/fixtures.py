@@ -33,7 +33,7 @@ from pytest_crmbench.runner.arc import ArcRunner
 from pytest_crmbench.runner.golden import run_sandbox
 from pytest_crmbench.runner.records import ItemResult, read_answer_key
 from pytest_crmbench.runner.runner import is_database_error
-from pytest_crmbench.state import ARC_DATASET, RESULT, STATE
+from pytest_crmbench.state import ARC_DATASET, RESULT, RESULT_TEXT, STATE
 
 
 @pytest.fixture(scope="session")
@@ -238,9 +238,12 @@ def crm_result(
     if crm_case.kind != "golden_sandbox" and read:
         # The agent opened a dataset while it was loaded or built (before any item).
         result = read_answer_key(result, read)
-    # One plain-JSON copy, shared by the test report and the JSON report's metadata.
-    result = cast(ItemResult, json.loads(json.dumps(result, default=str)))
+    # One plain-JSON copy, shared by the test report and the JSON report's metadata; its
+    # text is what the results file gets (written once, not twice).
+    text = json.dumps(result, default=str, ensure_ascii=False, separators=(",", ":"))
+    result = cast(ItemResult, json.loads(text))
     request.node.stash[RESULT] = result
+    request.node.stash[RESULT_TEXT] = text
     return CaseResult(result)
 
 

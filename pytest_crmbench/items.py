@@ -19,7 +19,7 @@ from pytest_crmbench.dataset.arc import is_arc
 from pytest_crmbench.dataset.defects import Defect
 from pytest_crmbench.dataset.golden import GoldenCase, GoldenFile, as_conversation, load_golden
 from pytest_crmbench.dataset.loader import Dataset, load_dataset
-from pytest_crmbench.dataset.model import Conversation
+from pytest_crmbench.dataset.model import CHECKED, Conversation
 from pytest_crmbench.runner.records import Family, ItemResult, Outcome, error_result
 
 COMPLEXITY_MARKERS = ("simple", "medium", "complex")
@@ -64,7 +64,8 @@ class Compact:
 
 @lru_cache(maxsize=4)  # an item asks more than once; trials of a case run one after another
 def _rebuild(line: bytes) -> Conversation:
-    return Conversation.model_validate_json(line)  # validated when the dataset was loaded
+    # Validated when the dataset was loaded: converted again, not checked again.
+    return Conversation.model_validate_json(line, context=CHECKED)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from pytest_crmbench.postgres.server import redact_url
 from pytest_crmbench.results import ResultsStream
 from pytest_crmbench.results.stream import read_stream
 from pytest_crmbench.results.summary import slim_result
+from pytest_crmbench.runner.records import ItemResult
 from pytest_crmbench.session import (
     DATASET_PROPERTY,
     USER_PROPERTY,
@@ -71,7 +72,10 @@ from pytest_crmbench.session import (
 )
 from pytest_crmbench.state import (
     ARC_DATASET,
+    KEYWORDS,
     RESULT,
+    RESULT_TEXT,
+    SLIM,
     STATE,
     STREAM,
     CrmState,
@@ -393,16 +397,30 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     result = item.stash.get(RESULT, None)
     case = item_case(item)
+    if case is not None:
+        # An item's three reports share one keywords dict (pytest makes one per report,
+        # and the terminal keeps every report to the end of the run).
+        first = item.stash.get(KEYWORDS, None)
+        if first is None:
+            item.stash[KEYWORDS] = report.keywords
+        elif report.keywords == first:
+            report.keywords = first
     if call.when == "setup" and report.failed and case is not None:
         reason = str(call.excinfo.value) if call.excinfo else "setup failed"
         result = case.unjudged_result(reason.splitlines()[0] if reason else "setup failed")
     elif call.when == "setup" and report.skipped and result is None and case is not None:
         reason = str(call.excinfo.value) if call.excinfo else "skipped"
         result = case.unjudged_result(reason, outcome="skipped")
+    elif call.when == "setup" and result is not None and report.passed:
+        # The slim copy now, for the setup stage's JSON report metadata (which its plugin
+        # writes out to check: the slim copy, not the full result); kept for the call.
+        item.stash[SLIM] = slim_result(result)
+        return
     elif call.when != "call" or result is None:
         return
     if result is None:
         return
+    full = result
     if call.when == "call" and report.failed and result["outcome"] == "passed":
         result = {**result, "passed": False, "outcome": "failed"}
     state = item.config.stash[STATE]
@@ -416,18 +434,37 @@ def pytest_runtest_makereport(
     # to the controller (or this process's session), which writes it to disk and leaves
     # a slim copy in its place; the item keeps the slim copy only.
     report.user_properties.append((USER_PROPERTY, result))  # already plain JSON
-    slim = item.stash[RESULT] = slim_result(result)
+    slim = item.stash.get(SLIM, None)
+    text = item.stash.get(RESULT_TEXT, None)
+    if slim is not None:
+        del item.stash[SLIM]
+    if text is not None:
+        del item.stash[RESULT_TEXT]
+    if result is not full or slim is None or not _same_verdict(slim, result):
+        slim = slim_result(result)
+    item.stash[RESULT] = slim
     if not state.is_worker:
         state.slim_of[item.nodeid] = slim  # the session keeps this very copy (one per item)
+        if text is not None and result is full:
+            state.text_of[item.nodeid] = (result, text)
     if not state.dataset_sent and state.dataset_info:
         report.user_properties.append((DATASET_PROPERTY, state.dataset_info))
         state.dataset_sent = True
 
 
+def _same_verdict(slim: ItemResult, result: ItemResult) -> bool:
+    """Whether the slim copy made at setup still stands for ``result`` (a test body may
+    have changed its verdict)."""
+    return all(slim.get(k) == result.get(k) for k in ("passed", "outcome", "error"))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_json_runtest_metadata(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    result = item.stash.get(RESULT, None)
-    if result is None or call.when not in ("setup", "call"):
+    if call.when not in ("setup", "call"):
+        return None
+    result = item.stash.get(SLIM, None) if call.when == "setup" else None
+    result = result or item.stash.get(RESULT, None)
+    if result is None:
         return None
     # The slim copy (the item's, put there by pytest_runtest_makereport, which ran
     # first): the JSON report's record is read back from disk when it is written.

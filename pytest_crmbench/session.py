@@ -97,15 +97,17 @@ class CrmSession:
         """Record one finished item: the full result on disk (the results stream, or this
         run's spool for the JSON report), its slim copy in memory; returns the slim copy."""
         state = self.state
+        known = state.text_of.pop(nodeid, None) if nodeid is not None else None
+        text = known[1] if known is not None and known[0] is result else None
         if state.stream is not None:
             if not state.stream_started:
                 state.stream.write_header(self.header())
                 state.stream_started = True
-            offset = state.stream.write(result)
+            offset = state.stream.write(result, text)
             if nodeid is not None:
                 state.offsets[nodeid] = offset
         elif nodeid is not None and self.config.getoption("json_report", False):
-            state.offsets[nodeid] = state.spool().write(result)
+            state.offsets[nodeid] = state.spool().write(result, text)
         slim = state.slim_of.pop(nodeid, None) if nodeid is not None else None
         if slim is None or slim.get("case_id") != result.get("case_id"):
             slim = slim_result(result)

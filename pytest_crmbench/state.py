@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,8 @@ class CrmState:
     # node id -> the slim copy the item holds, until the session collects its result (one
     # copy per item, not one per holder; a plain run only)
     slim_of: dict[str, ItemResult] = field(default_factory=dict)
+    # node id -> (the full result, its JSON text), until the session writes it to disk
+    text_of: dict[str, tuple[ItemResult, str]] = field(default_factory=dict)
 
     def spool(self) -> ResultsStream:
         """This run's private file of full results (no ``--crm-results``), made on first use."""
@@ -147,7 +150,10 @@ URL_TIMEOUT = 15.0
 START_TIMEOUT = 60.0
 
 STATE = pytest.StashKey[CrmState]()
-RESULT = pytest.StashKey[ItemResult]()
+RESULT = pytest.StashKey[ItemResult]()  # the item's full result, then its slim copy
+RESULT_TEXT = pytest.StashKey[str]()  # the full result's JSON text (a plain run's results file)
+KEYWORDS = pytest.StashKey[Mapping[str, Any]]()  # the keywords of the item's first report
+SLIM = pytest.StashKey[ItemResult]()  # the slim copy made at setup (the JSON report's metadata)
 STREAM = pytest.StashKey[str]()  # the ordered stream an item runs in (feedback runs)
 ARC_DATASET = pytest.StashKey[bool]()  # the collected dataset holds conversations imported from Arc
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import packing_reference
 import pytest
 from plugin_support.project import MEMORY, SNAPSHOT_DATASET, load_report, make_project
 
@@ -81,6 +82,47 @@ def test_report_written_from_disk_is_the_packed_report_byte_for_byte(
     expected = json.dumps(whole, separators=(",", ":"), ensure_ascii=False, default=str)
     assert (tmp_path / "streamed.json").read_text(encoding="utf-8") == expected
     assert report_items(json.loads(expected)) == results
+
+
+# Values that look like the packing's own encoding, numbers json writes its own way, keys
+# json converts, escapes, repeats below and above the sharing threshold.
+ODD_TURN: dict[str, Any] = {
+    "turn": 1,
+    "row": "\u0000",
+    "rows": ["\u0000", 1, {"a": 1, "b": 2, "c": 3}],
+    "ref": {"$": 1},
+    "escape": {"$$": ["\u0000"], "x": [1.5, -0.0, 1e300, 2.5e-7, float("nan"), float("inf")]},
+    "keys": {1: "one", None: [True, False]},
+    "text": 'é\n\t"\\\u2028 ' * 3,
+    "same": ["a repeated value long enough"] * 3,
+    "short": ["tiny"] * 3,
+    "calls": [{"tool": "t", "args": {"q": "{{turn1.id}}"}, "ok": True}],
+    "expected_calls": [{"tool": "t", "args": {"q": "{{turn1.id}}"}}],
+    "reasons": [],
+}
+
+
+def test_packing_is_byte_for_byte_the_reference_packing(
+    results: list[ItemResult], tmp_path: Path
+) -> None:
+    """The packer builds each value's text once from its parts'; the report is still
+    exactly what the first packer (a ``json.dumps`` per value, kept in
+    ``tests/packing_reference.py``) wrote."""
+    odd = {"case_id": "ODD", "turns": [ODD_TURN, ODD_TURN], "result": {"$": [ODD_TURN]}}
+    records = [*results, odd, *results[:3]]
+
+    def dump(report: dict[str, Any]) -> str:
+        return json.dumps(report, separators=(",", ":"), ensure_ascii=False, default=str)
+
+    expected = _report(records)
+    packing_reference.pack_report(expected)
+    packed = _report(records)
+    pack_report(packed)
+    assert dump(packed) == dump(expected)
+    expected = _report(records)
+    packing_reference.pack_report(expected)
+    write_packed_report(tmp_path / "r.json", _report(records), lambda t: t["metadata"]["crmbench"])
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == dump(expected)
 
 
 def test_conversations_are_kept_as_lines_and_rebuilt_equal() -> None:

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,6 +32,15 @@ from pytest_crmbench.dataset.workflows import WORKFLOWS
 FORMAT: Literal["crmbench/1"] = "crmbench/1"
 
 Complexity = Literal["simple", "medium", "complex"]
+
+#: ``Conversation.model_validate_json(line, context=CHECKED)``: the line passed every check
+#: when its dataset was loaded; rebuilding it converts fields but skips the cross-checks
+#: (catalog, references, seed records: most of the time a validation takes).
+CHECKED: dict[str, Any] = {"crmbench_checked": True}
+
+
+def _checked(info: ValidationInfo) -> bool:
+    return bool(info.context) and info.context is CHECKED
 
 
 def _check_workflow(value: str) -> str:
@@ -118,6 +128,7 @@ NonBlank = Annotated[str, AfterValidator(_non_blank)]
 
 
 class _Model(BaseModel):
+    # (Mutable defaults are factories: a default value is deep-copied on every use.)
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -125,10 +136,12 @@ class ExpectedCall(_Model):
     """One reference tool call; its arguments may hold references to earlier results."""
 
     tool: str
-    args: dict[str, Any] = {}
+    args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check(self) -> Self:
+    def _check(self, info: ValidationInfo) -> Self:
+        if _checked(info):
+            return self
         problems: list[tuple[Loc, str]] = []
         spec = BY_TOOL.get(self.tool)
         if spec is None:
@@ -163,8 +176,8 @@ class Reply(_Model):
     result cannot pass a read turn. ``rubric`` is for the optional LLM judge.
     """
 
-    must_mention: list[NonBlank] = []
-    must_not_mention: list[NonBlank] = []
+    must_mention: list[NonBlank] = Field(default_factory=list)
+    must_not_mention: list[NonBlank] = Field(default_factory=list)
     rubric: NonBlank | None = None
 
 
@@ -175,7 +188,7 @@ class Turn(_Model):
     expected_calls: list[ExpectedCall]
     expect: Literal["success", "failure"] = "success"
     error_contains: str | None = None
-    reply: Reply = Reply()
+    reply: Reply = Field(default_factory=Reply)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -194,14 +207,18 @@ class Conversation(_Model):
     workflow: Workflow
     complexity: Complexity
     reference_date: Annotated[date, BeforeValidator(_strict_date)]
-    seed: dict[str, list[dict[str, Any]]] = {}
+    seed: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     turns: list[Turn] = Field(min_length=1, max_length=10)
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
     title: NonBlank | None = None
 
     @field_validator("seed")
     @classmethod
-    def _check_seed(cls, seed: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    def _check_seed(
+        cls, seed: dict[str, list[dict[str, Any]]], info: ValidationInfo
+    ) -> dict[str, list[dict[str, Any]]]:
+        if _checked(info):
+            return seed
         problems: list[tuple[Loc, str]] = []
         for table, records in seed.items():
             entity = BY_TABLE.get(table)
@@ -222,7 +239,9 @@ class Conversation(_Model):
         return seed
 
     @model_validator(mode="after")
-    def _check(self) -> Self:
+    def _check(self, info: ValidationInfo) -> Self:
+        if _checked(info):
+            return self
         problems: list[tuple[Loc, str]] = []
         low, high = TURNS_BY_COMPLEXITY[self.complexity]
         if not low <= len(self.turns) <= high:

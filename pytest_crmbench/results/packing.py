@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import Counter
+from array import array
 from collections.abc import Callable
+from itertools import compress
+from json.encoder import encode_basestring as _enc_str
 from typing import Any, cast
 
 from pytest_crmbench.runner.records import ItemResult
@@ -40,6 +42,81 @@ def _same_as_calls(turn: dict[str, Any]) -> bool:
     return expected == made
 
 
+# Each value of a record becomes a node, (kind, its JSON text, payload), built bottom-up:
+# every value's text is made once from its parts' texts, instead of a ``json.dumps`` of
+# each subtree at every level (the texts are what counting and sharing go by). A node's
+# text is exactly ``_enc`` of the shaped value it stands for.
+_SCALAR, _STR, _LIST, _DICT = 0, 1, 2, 3
+Node = tuple[int, str, Any]  # payload: the value | list of nodes | [(key, key text, node)]
+_ROW_TEXT = _enc(ROW)
+_INF = float("inf")
+
+
+def _scalar_text(value: Any) -> str:
+    """``_enc`` of a number, a boolean or null, without the encoder's set-up per call."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is float and value == value and value not in (_INF, -_INF):
+        return float.__repr__(value)
+    return _enc(value)  # NaN, the infinities, subclasses: as json writes them (or fails)
+
+
+def _key_text(key: Any) -> str:
+    """A dict key's text: json turns a number, boolean or null key into a string."""
+    return _enc_str(key) if type(key) is str else _enc({key: 0})[1:-3]
+
+
+class _Counts:
+    """How often each hash was added, up to 2 (all sharing asks): an open-addressing table
+    in two arrays, a tenth of the memory of a ``Counter`` of ints (a long run adds a
+    million hashes, most of them once)."""
+
+    def __init__(self) -> None:
+        self.keys = array("q", bytes(8 * 1024))
+        self.seen = bytearray(1024)  # 0: an empty slot, else the count (1 or 2)
+        self.used = 0
+
+    def _slot(self, key: int) -> int:
+        mask = len(self.seen) - 1
+        index = key & mask
+        while self.seen[index] and self.keys[index] != key:
+            index = (index + 1) & mask
+        return index
+
+    def add(self, key: int) -> int:
+        """Add ``key``; its count now."""
+        index = self._slot(key)
+        count = self.seen[index]
+        if count:
+            self.seen[index] = 2
+            return 2
+        self.keys[index] = key
+        self.seen[index] = 1
+        self.used += 1
+        if self.used * 2 > len(self.seen):
+            self._grow()
+        return 1
+
+    def get(self, key: int) -> int:
+        return self.seen[self._slot(key)]
+
+    def _grow(self) -> None:
+        keys, seen = self.keys, self.seen
+        self.keys = array("q", bytes(16 * len(seen)))
+        self.seen = bytearray(2 * len(seen))
+        # The used slots' keys and counts, in slot order (no list of a million pairs).
+        for key, count in zip(compress(keys, seen), filter(None, seen), strict=True):
+            index = self._slot(key)
+            self.keys[index] = key
+            self.seen[index] = count
+
+
 class _Packer:
     """Shapes, counts and shares values; counts are keyed by the hash of a value's text and
     the shared values by its digest, so a packer over a long run holds numbers, not every
@@ -47,66 +124,115 @@ class _Packer:
     ``encoded``: keep the shared table as JSON texts (for :func:`write_packed_report`)."""
 
     def __init__(self, *, encoded: bool = False) -> None:
-        self.shapes: dict[tuple[str, ...], int] = {}
-        self.counts: Counter[int] = Counter()
+        self.shapes: dict[tuple[Any, ...], int] = {}
+        self.counts = _Counts()
         self.shared: dict[bytes, int] = {}
         self.table: list[Any] = []
         self.encoded = encoded
 
-    def shape(self, value: Any) -> Any:
-        """Dicts as rows under a shared key list; escapes what would look like encoding."""
+    def shape(self, value: Any) -> Node:
+        """Dicts as rows under a shared key list, escaping what would look like encoding;
+        the node of the result."""
+        if type(value) is str:
+            return (_STR, _enc_str(value), value)
         if isinstance(value, dict):
-            inner = {k: self.shape(v) for k, v in value.items()}
-            if len(inner) >= MIN_SHAPE:
-                keys = tuple(inner)
-                index = self.shapes.setdefault(keys, len(self.shapes))
-                return [ROW, index, *inner.values()]
-            if set(inner) & {REF, ESCAPE}:
-                return {ESCAPE: inner}
-            return inner
+            nodes = [
+                (_STR, _enc_str(v), v) if type(v) is str else self._leaf(v) for v in value.values()
+            ]
+            if len(nodes) >= MIN_SHAPE:
+                index = self.shapes.setdefault(tuple(value), len(self.shapes))
+                row = [(_STR, _ROW_TEXT, ROW), (_SCALAR, str(index), index), *nodes]
+                return (_LIST, "[" + ",".join([n[1] for n in row]) + "]", row)
+            pairs = [(k, _key_text(k), n) for k, n in zip(value, nodes, strict=True)]
+            text = "{" + ",".join([kt + ":" + n[1] for _, kt, n in pairs]) + "}"
+            if REF in value or ESCAPE in value:
+                return (_DICT, "{" + _ESCAPE_TEXT + ":" + text + "}", [_escape(text, pairs)])
+            return (_DICT, text, pairs)
         if isinstance(value, list):
-            inner_list = [self.shape(v) for v in value]
-            if inner_list and inner_list[0] == ROW:
-                return [ROW, -1, *inner_list]  # a real list starting with the marker
-            return inner_list
-        return value
+            nodes = [(_STR, _enc_str(v), v) if type(v) is str else self._leaf(v) for v in value]
+            if nodes and nodes[0][0] == _STR and nodes[0][2] == ROW:
+                # a real list starting with the marker
+                nodes = [(_STR, _ROW_TEXT, ROW), (_SCALAR, "-1", -1), *nodes]
+            return (_LIST, "[" + ",".join([n[1] for n in nodes]) + "]", nodes)
+        if isinstance(value, str):
+            return (_STR, _enc_str(value), value)
+        return (_SCALAR, _scalar_text(value), value)
 
-    def count(self, value: Any) -> None:
-        if isinstance(value, dict | list | str):
-            text = _enc(value)
-            if len(text) >= MIN_SHARED:
-                key = hash(text)
-                self.counts[key] += 1
-                if self.counts[key] > 1:
-                    return  # its parts were counted the first time
-            if isinstance(value, dict):
-                for v in value.values():
-                    self.count(v)
-            elif isinstance(value, list):
-                for v in value:
-                    self.count(v)
+    def _leaf(self, value: Any) -> Node:
+        """:meth:`shape`, the common leaves without its calls."""
+        kind = type(value)
+        if kind is str:
+            return (_STR, _enc_str(value), value)
+        if value is None:
+            return _NULL
+        if kind is int:
+            return (_SCALAR, int.__repr__(value), value)
+        if kind is bool:
+            return _TRUE if value else _FALSE
+        return self.shape(value)
 
-    def share(self, value: Any) -> Any:
-        if not isinstance(value, dict | list | str):
-            return value
-        text = _enc(value)
-        if len(text) >= MIN_SHARED and self.counts[hash(text)] > 1:
+    def count(self, node: Node) -> None:
+        """Count the texts of ``node`` and its parts (none in a value seen before)."""
+        kind, text, payload = node
+        if kind == _SCALAR:
+            return
+        if len(text) >= MIN_SHARED and self.counts.add(hash(text)) > 1:
+            return  # its parts were counted the first time
+        # A part's text is shorter than its container's: only long ones count.
+        if kind == _LIST:
+            for child in payload:
+                if child[0] != _SCALAR and len(child[1]) >= MIN_SHARED:
+                    self.count(child)
+        elif kind == _DICT:
+            for _, _, child in payload:
+                if child[0] != _SCALAR and len(child[1]) >= MIN_SHARED:
+                    self.count(child)
+
+    def share(self, node: Node) -> tuple[Any, str]:
+        """The value of ``node`` with every value that occurs twice (or more) replaced by
+        a reference into the shared table, and its text."""
+        kind, text, payload = node
+        if kind == _SCALAR:
+            return payload, text
+        if len(text) >= MIN_SHARED and self.counts.get(hash(text)) > 1:
             digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
             index = self.shared.get(digest)
             if index is None:
                 index = self.shared[digest] = len(self.table)
                 self.table.append(None)
-                parts = self._share_parts(value)
-                self.table[index] = _enc(parts) if self.encoded else parts
-            return {REF: index}
-        return self._share_parts(value)
+                parts, parts_text = self._share_parts(node)
+                self.table[index] = parts_text if self.encoded else parts
+            return {REF: index}, '{"' + REF + '":' + str(index) + "}"
+        return self._share_parts(node)
 
-    def _share_parts(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: self.share(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.share(v) for v in value]
-        return value
+    def _share_parts(self, node: Node) -> tuple[Any, str]:
+        kind, text, payload = node
+        if kind == _LIST:
+            done = [
+                (child[2], child[1])
+                if child[0] == _SCALAR or (child[0] == _STR and len(child[1]) < MIN_SHARED)
+                else self.share(child)
+                for child in payload
+            ]
+            return [v for v, _ in done], "[" + ",".join([t for _, t in done]) + "]"
+        if kind == _DICT:
+            pairs = [(k, kt, self.share(child)) for k, kt, child in payload]
+            text = "{" + ",".join([kt + ":" + vt for _, kt, (_, vt) in pairs]) + "}"
+            return {k: v for k, _, (v, _) in pairs}, text
+        return payload, text
+
+
+_NULL: Node = (_SCALAR, "null", None)
+_TRUE: Node = (_SCALAR, "true", True)
+_FALSE: Node = (_SCALAR, "false", False)
+
+
+_ESCAPE_TEXT = _enc(ESCAPE)
+
+
+def _escape(text: str, pairs: list[tuple[Any, str, Node]]) -> tuple[Any, str, Node]:
+    """The one pair of ``{ESCAPE: inner}``: the inner dict as a node."""
+    return (ESCAPE, _ESCAPE_TEXT, (_DICT, text, pairs))
 
 
 def _lean_turn(turn: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +243,7 @@ def _lean_turn(turn: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lean_record(packer: _Packer, meta: dict[str, Any]) -> dict[str, Any]:
+    """The record with its turns (leaner) and sandbox result shaped, as nodes."""
     lean = dict(meta)
     lean["turns"] = packer.shape([_lean_turn(t) for t in meta.get("turns") or []])
     if "result" in lean:
@@ -131,9 +258,9 @@ def _count_record(packer: _Packer, lean: dict[str, Any]) -> None:
 
 
 def _share_record(packer: _Packer, lean: dict[str, Any]) -> dict[str, Any]:
-    lean["turns"] = packer.share(lean["turns"])
+    lean["turns"] = packer.share(lean["turns"])[0]
     if "result" in lean:
-        lean["result"] = packer.share(lean["result"])
+        lean["result"] = packer.share(lean["result"])[0]
     return lean
 
 
@@ -147,18 +274,15 @@ def pack_report(report: dict[str, Any]) -> None:
     if not isinstance(section, dict) or section.get(PACKING_KEY):
         return
     packer = _Packer()
-    records: list[dict[str, Any]] = []
+    tests: list[dict[str, Any]] = []
     for test in report.get("tests") or []:
         meta = (test.get("metadata") or {}).get("crmbench")
-        if not isinstance(meta, dict):
-            continue
-        lean = _lean_record(packer, meta)
-        records.append(lean)
-        test["metadata"]["crmbench"] = lean
-    for lean in records:
-        _count_record(packer, lean)
-    for lean in records:
-        _share_record(packer, lean)
+        if isinstance(meta, dict):
+            tests.append(test)
+            _count_record(packer, _lean_record(packer, meta))  # nodes: one record at a time
+    for test in tests:
+        meta = test["metadata"]["crmbench"]
+        test["metadata"]["crmbench"] = _share_record(packer, _lean_record(packer, meta))
     section[PACKING_KEY] = _packing(packer, packer.table)
 
 

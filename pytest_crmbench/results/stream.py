@@ -67,17 +67,23 @@ class ResultsStream:
             with self.path.open("r+b") as fh:
                 fh.truncate(cut)
 
-    def write(self, result: ItemResult) -> int:
-        return self._line(dict(result))
+    def write(self, result: ItemResult, text: str | None = None) -> int:
+        """Append ``result``; ``text``: its JSON text when the caller has it (compact,
+        not ASCII-escaped: what :meth:`write` would make of it)."""
+        if text is None:
+            text = json.dumps(dict(result), ensure_ascii=False, separators=(",", ":"))
+        return self._raw(text)
 
     def write_header(self, header: dict[str, Any]) -> None:
         """Start a run's part of the stream with its identity."""
         self._line({HEADER_KEY: header})
 
     def _line(self, obj: dict[str, Any]) -> int:
+        return self._raw(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+    def _raw(self, text: str) -> int:
         offset = self._fh.tell()
-        line = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
-        self._fh.write(line.encode("utf-8"))
+        self._fh.write((text + "\n").encode("utf-8"))
         self._fh.flush()
         if self.durable:
             os.fsync(self._fh.fileno())
