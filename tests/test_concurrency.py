@@ -437,20 +437,32 @@ class FakeWorker:
         self.shutting_down = True
 
 
+def _scheduled(
+    pytester: pytest.Pytester,
+    concurrency: int,
+    collection: list[str],
+    work_of: Callable[[str], int],
+) -> tuple[Any, list[FakeWorker], list[int]]:
+    """The plugin's xdist scheduler over two fake workers, after its first sends; and
+    the log of every item sent, in order."""
+    config = pytester.parseconfigure("--tx=2*popen")
+    sched = in_flight_scheduling(config, None, concurrency, work_of)
+    log: list[int] = []
+    workers = [FakeWorker("gw0", log), FakeWorker("gw1", log)]
+    for worker in workers:
+        sched.add_node(worker)
+        sched.add_node_collection(worker, collection)
+    sched.schedule()
+    return sched, workers, log
+
+
 def test_xdist_gets_the_longest_first_and_the_last_ones_as_slots_free(
     pytester: pytest.Pytester,
 ) -> None:
     concurrency = 3
     collection = [f"{m}.py::t[{i}]" for m in ("a", "b") for i in range(60)]
     work = {nodeid: (7 * n) % 11 for n, nodeid in enumerate(collection)}
-    config = pytester.parseconfigure("--tx=2*popen")
-    sched = in_flight_scheduling(config, None, concurrency, work.__getitem__)
-    sent_order: list[int] = []
-    workers = [FakeWorker("gw0", sent_order), FakeWorker("gw1", sent_order)]
-    for worker in workers:
-        sched.add_node(worker)
-        sched.add_node_collection(worker, collection)
-    sched.schedule()
+    sched, workers, sent_order = _scheduled(pytester, concurrency, collection, work.__getitem__)
     tail_sends = 0
     while any(sched.node2pending[w] for w in workers):
         for worker in workers:  # each worker finishes its oldest item in turn
@@ -475,13 +487,6 @@ def test_a_short_xdist_run_fills_every_slot_at_once(pytester: pytest.Pytester) -
     not trickle them out)."""
     concurrency = 16
     collection = [f"a.py::t[{i}]" for i in range(24)]
-    config = pytester.parseconfigure("--tx=2*popen")
-    sched = in_flight_scheduling(config, None, concurrency, lambda nodeid: 1)
-    log: list[int] = []
-    workers = [FakeWorker("gw0", log), FakeWorker("gw1", log)]
-    for worker in workers:
-        sched.add_node(worker)
-        sched.add_node_collection(worker, collection)
-    sched.schedule()
+    sched, workers, log = _scheduled(pytester, concurrency, collection, lambda nodeid: 1)
     assert sorted(log) == list(range(24)) and not sched.pending
     assert all(len(sched.node2pending[w]) <= concurrency + TAIL_SPARE for w in workers)
