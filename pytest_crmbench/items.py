@@ -7,12 +7,13 @@ uses the same functions to know which case a node id stands for.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 import pytest
 
+from pytest_crmbench.collect_cache import CollectCache
 from pytest_crmbench.crm.catalog import AGENT_TOOLS, BY_TOOL
 from pytest_crmbench.dataset import workflows
 from pytest_crmbench.dataset.arc import is_arc
@@ -60,6 +61,9 @@ class Compact:
     workflow: str
     complexity: str
     work: int  # turns plus reference calls (shard balancing)
+
+
+_DIGEST_FIELDS = tuple(f.name for f in fields(Compact) if f.name != "line")
 
 
 @lru_cache(maxsize=4)  # an item asks more than once; trials of a case run one after another
@@ -201,12 +205,36 @@ def conversation_test_id(conv: Conversation) -> str:
 
 
 @lru_cache(maxsize=16)
-def _load_conversations(paths: tuple[str, ...]) -> Dataset:
-    return load_dataset([Path(p) for p in paths], keep=_keep)
+def _load_conversations(paths: tuple[str, ...], cache_dir: Path | None = None) -> Dataset:
+    """The dataset as collection keeps it; with ``cache_dir``, from the collect cache
+    when the files and the plugin are what they were (see :mod:`.collect_cache`)."""
+    cache = CollectCache(cache_dir) if cache_dir is not None else None
+    if cache is not None:
+        found = cache.get(paths)
+        if found is not None:
+            dataset, digests = found
+            try:
+                kept = tuple(
+                    Compact(**{**d, "markers": tuple(d["markers"]), "tools": tuple(d["tools"])})
+                    for d in digests
+                )
+            except (KeyError, TypeError):  # an entry of another shape: load as usual
+                pass
+            else:
+                return replace(dataset, kept=kept)
+    dataset = load_dataset([Path(p) for p in paths], keep=_keep)
+    compacts = [k for k in dataset.kept if isinstance(k, Compact)]
+    if cache is not None and compacts and len(compacts) == len(dataset.kept):
+        digests = [{f: getattr(c, f) for f in _DIGEST_FIELDS} for c in compacts]
+        cache.put(paths, dataset, digests)
+    return dataset
 
 
-def conversation_cases(paths: tuple[str, ...], trials: int) -> tuple[list[Case], Dataset]:
-    dataset = _load_conversations(paths)
+def conversation_cases(
+    paths: tuple[str, ...], trials: int, cache_dir: Path | None = None
+) -> tuple[list[Case], Dataset]:
+    """A dataset's items (``trials`` each); ``cache_dir``: pytest's collect cache."""
+    dataset = _load_conversations(paths, cache_dir)
     cases = []
     source = ",".join(paths)
     for kept in dataset.kept:

@@ -208,7 +208,9 @@ def pytest_configure(config: pytest.Config) -> None:
         state.stream = ResultsStream(settings.results)
     config.pluginmanager.register(session, "crmbench-session")
     if xdist_controller:
-        controller = XdistController(session, lambda m, p: _module_cases(m, p, settings)[0])
+        controller = XdistController(
+            session, lambda m, p: _module_cases(m, p, settings, _collect_cache(config))[0]
+        )
         config.pluginmanager.register(controller, "crmbench-xdist-controller")
     if benchmark and settings.backend == "postgres" and not config.option.collectonly:
         _start_postgres(state)
@@ -309,11 +311,17 @@ def _dataset_paths(raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _collect_cache(config: pytest.Config) -> Path | None:
+    """pytest's cache folder for collected datasets (None with ``-p no:cacheprovider``)."""
+    cache = getattr(config, "cache", None)
+    return cache.mkdir("crmbench-collect") if cache is not None else None
+
+
 def _module_cases(
-    module: ModuleType, path: Path, settings: Settings
+    module: ModuleType, path: Path, settings: Settings, cache_dir: Path | None = None
 ) -> tuple[list[Case], Dataset | None]:
     """The cases a benchmark test module stands for (its ``crmbench_*`` attributes), and
-    the conversation dataset they come from."""
+    the conversation dataset they come from (``cache_dir``: the collect cache)."""
     if getattr(module, "crmbench_kind", "conversations") == "golden":
         files = _module_files(module, path, "crmbench_golden", "*.json")
         return golden_cases(files, settings.trials), None
@@ -321,7 +329,7 @@ def _module_cases(
         paths = _dataset_paths(settings.dataset)
     else:
         paths = _module_files(module, path, "crmbench_dataset", "*.jsonl")
-    return conversation_cases(paths, settings.trials)
+    return conversation_cases(paths, settings.trials, cache_dir)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -331,7 +339,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = config.stash[STATE]
     path = Path(str(metafunc.definition.path))
     try:
-        cases, dataset = _module_cases(metafunc.module, path, state.settings)
+        cases, dataset = _module_cases(
+            metafunc.module, path, state.settings, _collect_cache(config)
+        )
     except Exception as exc:
         # A missing, empty or malformed dataset stops collection: its message, once, with
         # no traceback of the plugin (the file and line are in the message).

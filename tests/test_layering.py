@@ -2,7 +2,7 @@
 
 Bottom to top: ``crm`` → ``postgres`` (and ``backends``) → ``dataset`` → ``agents`` →
 ``runner`` → ``results`` → the pytest layer (``plugin``, ``fixtures``, ``options``,
-``items``, ``session``, ``state``, ``inflight``) and the CLI (``cli``, ``lint``,
+``items``, ``session``, ``state``, ``inflight``, ``collect_cache``) and the CLI (``cli``, ``lint``,
 ``generate``, ``fakemodel``, ``reports``, ``gym``). A function-local import is allowed only
 when it is lazy on purpose and says why in a ``# lazy:`` comment.
 """
@@ -18,7 +18,16 @@ import pytest
 PACKAGE = "pytest_crmbench"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
-PYTEST_LAYER = ("plugin", "fixtures", "options", "items", "session", "state", "inflight")
+PYTEST_LAYER = (
+    "plugin",
+    "fixtures",
+    "options",
+    "items",
+    "session",
+    "state",
+    "inflight",
+    "collect_cache",
+)
 CLI = ("cli", "lint", "audit", "generate", "fakemodel", "reports", "gym")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("", "locations"),  # the package root (its version) and where shipped data lives
