@@ -445,7 +445,7 @@ def _scheduled(
 ) -> tuple[Any, list[FakeWorker], list[int]]:
     """The plugin's xdist scheduler over two fake workers, after its first sends; and
     the log of every item sent, in order."""
-    config = pytester.parseconfigure("--tx=2*popen")
+    config = pytester.parseconfig("--tx=2*popen")
     sched = in_flight_scheduling(config, None, concurrency, work_of)
     log: list[int] = []
     workers = [FakeWorker("gw0", log), FakeWorker("gw1", log)]
