@@ -36,9 +36,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+
+import benchlib
 
 from pytest_crmbench.backends import open_memory_store, open_postgres_store
 from pytest_crmbench.crm import (
@@ -497,18 +499,13 @@ class Reseeder:
 def machine_info(server: PostgresServer) -> dict[str, Any]:
     import psycopg
 
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "psycopg": psycopg.__version__,
-        "postgres_provider": server.provider,
-        "postgres": server.description,
-        "postgres_version": server.server_version,
-    }
+    return benchlib.machine_info(
+        machine=platform.machine(),
+        psycopg=psycopg.__version__,
+        postgres_provider=server.provider,
+        postgres=server.description,
+        postgres_version=server.server_version,
+    )
 
 
 def render(results: dict[str, Any]) -> str:
@@ -520,7 +517,7 @@ def render(results: dict[str, Any]) -> str:
         f"repeat (store reset every {cfg['batch']}); medians over repeats"
     )
     lines.append(
-        f"python {mach['python']}, {mach['cpu_count']} CPUs, {mach['postgres']}, {mach['date']}"
+        f"python {mach['python']}, {mach['cpus']} CPUs, {mach['postgres']}, {mach['date']}"
     )
     lines.append("")
     head = (
