@@ -6,13 +6,13 @@ the following items; in an xdist worker, the items the scheduler queued for it) 
 :class:`~pytest_crmbench.runner.pool.ConversationPool`, and the item's ``crm_result``
 fixture takes its conversation's future instead of running it. Among those sent ahead
 the pool starts the longest first (turns plus reference calls), and the one pytest
-waits for before any other. Verdicts, reports, the
-results stream and resume are those of a serial run; only the waiting overlaps.
+waits for before any other. Verdicts, reports, the results stream and resume are those
+of a serial run; only the order and the waiting change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -74,14 +74,9 @@ class InFlight:
         controller orders its workers' items the same way)."""
         if hasattr(self.config, "workerinput"):
             return
-        modules: dict[str, int] = {}
-
-        def key(item: pytest.Item) -> tuple[int, int]:
-            case = item_case(item)
-            module = modules.setdefault(item.nodeid.partition("::")[0], len(modules))
-            return module, -(case.work() if _runs_a_conversation(item) and case else 0)
-
-        items.sort(key=key)  # stable: equal work keeps pytest's order
+        work = [_work(item) for item in items]
+        order = longest_first([item.nodeid for item in items], work.__getitem__)
+        items[:] = [items[i] for i in order]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> None:
@@ -166,6 +161,23 @@ class InFlight:
         return self._pool
 
 
+def longest_first(nodeids: Sequence[str], work: Callable[[int], int]) -> list[int]:
+    """Positions of ``nodeids`` in run order: module by module as collected, the most
+    ``work`` (of a position) first within each, collection order among equals."""
+    modules: dict[str, int] = {}
+    key = [
+        (modules.setdefault(nodeid.partition("::")[0], len(modules)), -work(n))
+        for n, nodeid in enumerate(nodeids)
+    ]
+    return sorted(range(len(nodeids)), key=key.__getitem__)  # stable
+
+
+def _work(item: pytest.Item) -> int:
+    """Expected work of an item's conversation (0: runs none)."""
+    case = item_case(item)
+    return case.work() if case is not None and _runs_a_conversation(item) else 0
+
+
 def _runs_a_conversation(item: pytest.Item) -> bool:
     """An agent item that will run (not skipped by a mark: e.g. an Arc dataset defect)."""
     case = item_case(item)
@@ -205,15 +217,10 @@ def in_flight_scheduling(
         def _send_tests(self, node: Any, num: int) -> None:
             if not self.ordered and self.collection:
                 self.ordered = True
-                modules: dict[str, int] = {}
-                for nodeid in self.collection:
-                    modules.setdefault(nodeid.partition("::")[0], len(modules))
-
-                def key(index: int) -> tuple[int, int]:
-                    nodeid = self.collection[index]
-                    return modules[nodeid.partition("::")[0]], -work_of(nodeid)
-
-                self.pending.sort(key=key)  # stable: equal work keeps collection order
+                collection = self.collection
+                order = longest_first(collection, lambda i: work_of(collection[i]))
+                rank = {i: n for n, i in enumerate(order)}
+                self.pending.sort(key=rank.__getitem__)
             super()._send_tests(node, num)
 
         def schedule(self) -> None:
