@@ -100,11 +100,27 @@ class WarmsUpBadly:
         raise RuntimeError("the SDK is broken")
 
 
+class WarmsUp:
+    @classmethod
+    def warm_up(cls) -> None:
+        pass
+
+
 def test_warm_up_runs_the_agents_hook_in_the_background_and_keeps_its_failure_quiet() -> None:
-    thread = loading.warm_up(f"{__name__}:WarmsUpBadly")
+    after: list[str] = []
+    thread = loading.warm_up(f"{__name__}:WarmsUpBadly", then=lambda: after.append("then"))
     assert thread is not None and thread.daemon
     thread.join(10)
     assert WarmsUpBadly.warmed.is_set() and not thread.is_alive()
+    assert after == []  # ``then`` follows a warm-up that worked only
+
+
+def test_warm_up_runs_then_after_a_warm_up_that_worked() -> None:
+    after: list[str] = []
+    thread = loading.warm_up(f"{__name__}:WarmsUp", then=lambda: after.append("then"))
+    assert thread is not None
+    thread.join(10)
+    assert after == ["then"]
 
 
 @pytest.mark.parametrize("name", ["replay", "noop", "no-such-agent", "nowhere:Agent"])

@@ -261,3 +261,24 @@ def test_nested_in_process_runs_do_not_leak_into_the_outer_report(
     result.assert_outcomes(passed=1)
     assert "crmbench" not in load_report(pytester.path / "outer.json")
     assert "crmbench summary" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("args", "frozen"), [((), True), (("--co",), False)])
+def test_a_benchmark_process_skips_the_last_garbage_collections_at_exit(
+    pytester: pytest.Pytester, args: tuple[str, ...], frozen: bool
+) -> None:
+    """Objects still alive when a benchmark run's process exits are frozen first, so the
+    interpreter's last collections do not walk them (xdist's controller waits for each
+    worker's exit); a run that only collects leaves the process alone."""
+    make_project(pytester, conversations=["CONV-0001"], golden=False)
+    script = pytester.path / "run.py"
+    script.write_text(
+        "import atexit, gc, pytest\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() >= LATER))\n"
+        f"pytest.main([*{MEMORY!r}, '-q', '--crm-report=none', *{args!r}])\n"
+        "alive = [[] for _ in range(20000)]  # made after the run: not frozen by it\n"
+        "LATER = gc.get_freeze_count() + len(alive)\n"
+    )
+    result = pytester.runpython(script)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([f"frozen at exit: {frozen}"])

@@ -73,14 +73,15 @@ def make_agent(name: str, **settings: Any) -> Any:
     return factory(**{k: v for k, v in settings.items() if k in params})
 
 
-def warm_up(name: str) -> threading.Thread | None:
+def warm_up(name: str, then: Callable[[], object] | None = None) -> threading.Thread | None:
     """Let agent ``name`` import what it needs in the background, now.
 
     An agent class may offer ``warm_up()`` (a class method taking no arguments; the
     built-in LLM agents import their SDK there, which takes seconds). Called as the run
     configures, it overlaps with collection and with starting the database server
     instead of delaying the first conversation. Its failure is ignored: building the
-    agent will report the problem properly.
+    agent will report the problem properly. ``then`` runs after a warm-up that
+    succeeded (the plugin moves what it loaded out of the garbage collector's sight).
     """
     try:
         factory = resolve_agent_factory(name)
@@ -93,6 +94,8 @@ def warm_up(name: str) -> threading.Thread | None:
     def run() -> None:
         with contextlib.suppress(Exception):
             warm()
+            if then is not None:
+                then()
 
     thread = threading.Thread(target=run, name="crmbench-agent-warm-up", daemon=True)
     thread.start()
