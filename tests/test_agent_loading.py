@@ -112,7 +112,7 @@ def test_warm_up_runs_the_agents_hook_in_the_background_and_keeps_its_failure_qu
     assert thread is not None and thread.daemon
     thread.join(10)
     assert WarmsUpBadly.warmed.is_set() and not thread.is_alive()
-    assert after == []  # ``then`` follows a warm-up that worked only
+    assert after == ["then"]  # whether the warm-up worked or not
 
 
 def test_warm_up_runs_then_after_a_warm_up_that_worked() -> None:
@@ -120,6 +120,13 @@ def test_warm_up_runs_then_after_a_warm_up_that_worked() -> None:
     thread = loading.warm_up(f"{__name__}:WarmsUp", then=lambda: after.append("then"))
     assert thread is not None
     thread.join(10)
+    assert after == ["then"]
+
+
+@pytest.mark.parametrize("name", ["replay", "no-such-agent"])
+def test_warm_up_runs_then_at_once_when_there_is_nothing_to_warm_up(name: str) -> None:
+    after: list[str] = []
+    assert loading.warm_up(name, then=lambda: after.append("then")) is None
     assert after == ["then"]
 
 

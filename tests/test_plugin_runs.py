@@ -282,3 +282,22 @@ def test_a_benchmark_process_skips_the_last_garbage_collections_at_exit(
     result = pytester.runpython(script)
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"frozen at exit: {frozen}"])
+
+
+def test_the_agents_warm_up_runs_with_the_collector_paused_and_leaves_it_on(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, conversations=["CONV-0001"], golden=False)
+    script = pytester.path / "run.py"
+    script.write_text(
+        "import gc, pytest, sys\n"
+        "sys.path.insert(0, '.')\n"
+        f"code = pytest.main([*{MEMORY!r}, '-q', '--crm-report=none', "
+        "'--agent=crm_agents:WarmsUp'])\n"
+        "import crm_agents\n"
+        "print('during:', crm_agents.WarmsUp.gc_enabled_during_warm_up, 'after:', gc.isenabled())\n"
+        "sys.exit(code)\n"
+    )
+    result = pytester.runpython(script)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["during: [[]False[]] after: True"])

@@ -80,20 +80,24 @@ def warm_up(name: str, then: Callable[[], object] | None = None) -> threading.Th
     built-in LLM agents import their SDK there, which takes seconds). Called as the run
     configures, it overlaps with collection and with starting the database server
     instead of delaying the first conversation. Its failure is ignored: building the
-    agent will report the problem properly. ``then`` runs after a warm-up that
-    succeeded (the plugin moves what it loaded out of the garbage collector's sight).
+    agent will report the problem properly. ``then`` runs when the warm-up is over,
+    whether it worked or not (and at once when there is nothing to warm up).
     """
     try:
         factory = resolve_agent_factory(name)
     except AgentLoadError:
-        return None
+        factory = None
     warm = getattr(factory, "warm_up", None)
     if not callable(warm):
+        if then is not None:
+            then()
         return None
 
     def run() -> None:
-        with contextlib.suppress(Exception):
-            warm()
+        try:
+            with contextlib.suppress(Exception):
+                warm()
+        finally:
             if then is not None:
                 then()
 

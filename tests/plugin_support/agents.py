@@ -239,3 +239,15 @@ class CountsInFlight(KnowsTheAnswers):
         finally:
             with cls._lock:
                 cls._now -= 1
+
+
+class WarmsUp(ReplayAgent):
+    """Replay, with a warm-up hook that notes whether the garbage collector ran."""
+
+    gc_enabled_during_warm_up: list[bool] = []  # noqa: RUF012  (the class is the record)
+
+    @classmethod
+    def warm_up(cls) -> None:
+        import gc  # lazy: test support
+
+        cls.gc_enabled_during_warm_up.append(gc.isenabled())
