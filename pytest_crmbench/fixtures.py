@@ -219,8 +219,8 @@ def crm_result(
         in_flight = request.config.stash.get(IN_FLIGHT, None)
         future = in_flight.take(request.node) if in_flight is not None else None
         try:
-            if future is not None:  # run by a conversation slot, maybe finished already
-                result = future.result()
+            if in_flight is not None and future is not None:  # run by a slot, maybe done
+                result = in_flight.wait(request.node, future)
             else:
                 conv = crm_case.conversation  # (rebuilt from its line: once)
                 assert conv is not None

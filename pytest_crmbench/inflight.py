@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import pytest
@@ -29,6 +30,8 @@ from pytest_crmbench.state import STATE
 #: Conversations queued or running per slot: results are taken in pytest's order, so a
 #: long conversation at the head must not leave the other slots without work.
 AHEAD_PER_SLOT = 4
+#: How often a wait for one conversation looks for room to send more (seconds).
+REFILL_S = 0.02
 #: Finished results held per slot at most, waiting for their items' turn (they count
 #: no more against the queue above: a slow head item must not starve the slots).
 HELD_PER_SLOT = 12
@@ -98,10 +101,20 @@ class InFlight:
             self._pool.hurry(future)
         return future
 
-    def fill(self, item: pytest.Item) -> None:
-        """Send the conversations of the items about to run, from ``item`` on, until
-        ``AHEAD_PER_SLOT`` per slot are queued or running (and at most
-        ``HELD_PER_SLOT`` per slot are sent and not yet taken)."""
+    def wait(self, item: pytest.Item, future: Future[ItemResult]) -> ItemResult:
+        """``future.result()``, sending more conversations ahead while it is not done:
+        pytest is blocked on ``item``, but slots that finish others must not stand idle
+        (nor must items that reached an xdist worker meanwhile wait for ``item``)."""
+        while True:
+            try:
+                return future.result(timeout=REFILL_S)
+            except FutureTimeout:
+                self.fill(item, after=True)
+
+    def fill(self, item: pytest.Item, *, after: bool = False) -> None:
+        """Send the conversations of the items about to run, from ``item`` on (``after``
+        it: its own was taken already), until ``AHEAD_PER_SLOT`` per slot are queued or
+        running (and at most ``HELD_PER_SLOT`` per slot are sent and not yet taken)."""
         session = self.session
         if session is None or session.shouldstop or session.shouldfail:
             return
@@ -114,6 +127,8 @@ class InFlight:
         for next_item in upcoming:
             if room <= 0:
                 break
+            if next_item is item and after:
+                continue
             if next_item.nodeid in self._futures or not _runs_a_conversation(next_item):
                 continue
             case = item_case(next_item)

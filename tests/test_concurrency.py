@@ -27,6 +27,7 @@ from pytest_crmbench.crm.store import Store
 from pytest_crmbench.dataset.loader import load_dataset
 from pytest_crmbench.dataset.model import Conversation
 from pytest_crmbench.inflight import TAIL_SPARE, in_flight_scheduling
+from pytest_crmbench.items import conversation_cases
 from pytest_crmbench.runner import Runner
 from pytest_crmbench.runner.pool import ConversationPool
 
@@ -284,6 +285,38 @@ def test_conversations_overlap_with_and_without_xdist(pytester: pytest.Pytester)
     assert [_verdict(r) for r in inflight] == [_verdict(r) for r in serial]
     assert [_verdict(r) for r in both] == [_verdict(r) for r in serial]
     assert {r["passed"] for r in serial} == {True}
+
+
+@pytest.mark.parametrize(
+    ("xdist", "overtaken"), [((), 11), (("-n", "1"), 8)], ids=["plain", "xdist"]
+)
+def test_slots_keep_working_while_pytest_waits_for_one_slow_conversation(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: tuple[str, ...],
+    overtaken: int,
+) -> None:
+    """12 conversations, 2 slots (8 sent ahead at most), and pytest's first item (the
+    longest) is slow: while pytest waits for it, the other slot runs the others, sent as
+    room frees up (before: 7), and none twice. Under xdist, the worker runs all it holds
+    (the controller sends the last 3 as the worker reports items)."""
+    root = make_project(pytester, golden=False)
+    cases, _ = conversation_cases((str(root / "cases" / "conversations.jsonl"),), 1)
+    head = max(cases, key=lambda c: c.work())  # pytest's first: the longest, first of equals
+    assert head.conversation is not None
+    monkeypatch.setenv("CRM_SLOW_MESSAGE", head.conversation.turns[0].user)
+    _run(
+        pytester,
+        *MEMORY,
+        *xdist,
+        "--agent",
+        "crm_agents:OneIsSlow",
+        "--crm-concurrency=2",
+        results="r.jsonl",
+        subprocess=True,
+    )
+    assert (pytester.path / "overtaken.txt").read_text() == str(overtaken)
+    assert not (pytester.path / "twice.txt").exists()
 
 
 @pytest.mark.parametrize(

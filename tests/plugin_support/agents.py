@@ -241,6 +241,36 @@ class CountsInFlight(KnowsTheAnswers):
                 cls._now -= 1
 
 
+class OneIsSlow(KnowsTheAnswers):
+    """An honest agent that answers the first turn of one conversation (the one opening
+    with the message ``CRM_SLOW_MESSAGE``) one second late; ``overtaken.txt`` counts the
+    other conversations that started before that one finished, and ``twice.txt``
+    names a conversation that was started twice."""
+
+    name = "one-is-slow"
+    _lock = threading.Lock()
+    _slow_done = False
+    _overtaken = 0
+    _started: set[str] = set()  # noqa: RUF012  (the class is the record)
+
+    def respond(self, message: str, tools: Any) -> str:
+        cls = OneIsSlow
+        if self._turn == 0:
+            with cls._lock:
+                if message in cls._started:
+                    Path("twice.txt").write_text(message, encoding="utf-8")
+                cls._started.add(message)
+        if self._turn == 0 and message == os.environ["CRM_SLOW_MESSAGE"]:
+            time.sleep(1.0)
+            with cls._lock:
+                cls._slow_done = True
+        elif self._turn == 0:
+            with cls._lock:
+                cls._overtaken += int(not cls._slow_done)
+                Path("overtaken.txt").write_text(str(cls._overtaken), encoding="utf-8")
+        return super().respond(message, tools)
+
+
 class WarmsUp(ReplayAgent):
     """Replay, with a warm-up hook that notes whether the garbage collector ran."""
 
