@@ -204,9 +204,11 @@ def _runs_a_conversation(item: pytest.Item) -> bool:
     return not (xfail is not None and xfail.kwargs.get("run", True) is False)
 
 
-#: At the end of an xdist run, a worker's queue is topped up to its slots plus this
-#: many items, and no further.
-TAIL_SPARE = 2
+def tail_spare(concurrency: int) -> int:
+    """At the end of an xdist run, a worker's queue is topped up to its slots plus this
+    many items (and to its fair share of what is left), no further. The spare keeps its
+    slots busy while pytest waits for one item and the controller hears nothing."""
+    return max(2, concurrency // 2)
 
 
 def in_flight_scheduling(
@@ -225,6 +227,7 @@ def in_flight_scheduling(
     from xdist.scheduler import LoadScheduling  # lazy: only when xdist schedules
 
     low = AHEAD_PER_SLOT * concurrency + 1
+    spare = tail_spare(concurrency)
 
     class InFlightScheduling(LoadScheduling):  # type: ignore[misc]
         ordered = False
@@ -263,12 +266,17 @@ def in_flight_scheduling(
 
         def _tail(self, node: Any) -> bool:
             """The last conversations (a slot's worth per worker) go to a worker only
-            as its slots are about to be free (its queue is topped up to its slots plus
-            ``TAIL_SPARE``), so that no worker is left with a queue of them while the
+            as its slots are about to be free: its queue is topped up to its slots plus
+            :func:`tail_spare`, and to no more than its fair share of all that is left
+            (queued or not), so that no worker is left with a queue of them while the
             other's slots stand idle."""
-            if len(self.pending) > len(self.node2pending) * concurrency:
+            nodes = len(self.node2pending)
+            if len(self.pending) > nodes * concurrency:
                 return False
-            room = concurrency + TAIL_SPARE - len(self.node2pending[node])
+            left = len(self.pending) + sum(len(q) for q in self.node2pending.values())
+            fair = -(-left // max(1, nodes))
+            # Two at least: a worker runs an item only once it holds the next one.
+            room = max(2, min(concurrency + spare, fair)) - len(self.node2pending[node])
             if room > 0:
                 self._send_tests(node, room)
             return True
