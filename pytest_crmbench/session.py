@@ -500,6 +500,7 @@ class XdistController:
         self._cases_of_module = cases_of_module  # (module, path) -> list[Case]
         self._index: dict[str, dict[str, Case]] = {}  # module path -> test id -> case
         self._groups: dict[str, dict[str, tuple[int, str]]] = {}  # path -> streams
+        self._judged: set[str] = set()  # items with a result whose protocol goes on
 
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         """An ordered run: each stream goes whole to one worker, in its order. (xdist's own
@@ -542,12 +543,20 @@ class XdistController:
             node.workerinput["crmbench_disposable"] = self.state.disposable_server
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if any(name == USER_PROPERTY for name, _ in report.user_properties):
+            self._judged.add(report.nodeid)
+            return
         if str(report.when) != "???" or not report.failed:
             return
+        if report.nodeid in self._judged:
+            return  # it died after sending the item's result (in teardown): it stands
         # The worker died running this item, so it sent no result: record an error.
         case = self.case_of(report.nodeid)
         if case is not None:
             self.session.collect(case.unjudged_result("worker crashed while running this item"))
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self._judged.discard(nodeid)
 
     def work_of(self, nodeid: str) -> int:
         """Expected work of an item (turns plus reference calls; 0 when not a case)."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from plugin_support.project import (
@@ -20,6 +21,8 @@ from plugin_support.project import (
     make_project,
     outcomes,
 )
+
+from pytest_crmbench.session import USER_PROPERTY, XdistController
 
 # A resume must run the same agent as the run it completes (here at full speed).
 SAME_AGENT = ("--agent", "crm_agents:SlowReplay")
@@ -154,6 +157,50 @@ def test_kill_9_of_one_xdist_worker_then_resume(pytester: pytest.Pytester) -> No
     summary = load_report(pytester.path / "r.json")["crmbench"]["summary"]
     assert (summary["items"], summary["passed"], summary["errors"]) == (12, 12, 0)
     assert len({r["case_id"] for r in map(json.loads, _lines(results))}) == 12
+
+
+class _Collects:
+    """What :class:`XdistController` sees of the run's session."""
+
+    def __init__(self) -> None:
+        self.state = None
+        self.collected: list[dict[str, Any]] = []
+
+    def collect(self, result: dict[str, Any], nodeid: str | None = None) -> None:
+        self.collected.append(result)
+
+
+class _Case:
+    def unjudged_result(self, reason: str) -> dict[str, Any]:
+        return {"outcome": "error", "error": reason}
+
+
+def _report(nodeid: str, when: str, *, result: bool = False) -> pytest.TestReport:
+    properties = [(USER_PROPERTY, {"outcome": "passed"})] if result else []
+    outcome = "failed" if when == "???" else "passed"
+    return pytest.TestReport(
+        nodeid, ("x.py", 0, "x"), {}, outcome, None, when, user_properties=properties
+    )
+
+
+def test_a_worker_dying_after_an_items_result_leaves_that_result_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The crash report names the item whose protocol did not finish: when its result
+    came already (the worker died in its teardown), no second, error, result is added.
+    An item that sent none is recorded as an error, as before."""
+    session = _Collects()
+    controller = XdistController(session, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(controller, "case_of", lambda nodeid: _Case())
+    controller.pytest_runtest_logreport(_report("a", "call", result=True))
+    controller.pytest_runtest_logreport(_report("a", "???"))
+    assert session.collected == []
+    controller.pytest_runtest_logreport(_report("b", "call", result=True))
+    controller.pytest_runtest_logfinish("b")  # b's protocol finished; c then crashed
+    controller.pytest_runtest_logreport(_report("c", "???"))
+    assert session.collected == [
+        {"outcome": "error", "error": "worker crashed while running this item"}
+    ]
 
 
 def test_resume_drops_a_torn_last_line_and_reruns_that_item(pytester: pytest.Pytester) -> None:
