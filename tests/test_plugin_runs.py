@@ -263,6 +263,15 @@ def test_nested_in_process_runs_do_not_leak_into_the_outer_report(
     assert "crmbench summary" not in result.stdout.str()
 
 
+def _script_around_a_run(pytester: pytest.Pytester, code: str) -> pytest.RunResult:
+    """Run ``code`` (a script calling ``pytest.main`` on a one-conversation project) in
+    a Python process of its own: what a process does around and after a run."""
+    make_project(pytester, conversations=["CONV-0001"], golden=False)
+    script = pytester.path / "run.py"
+    script.write_text(code)
+    return pytester.runpython(script)
+
+
 @pytest.mark.parametrize(("args", "frozen"), [((), True), (("--co",), False)])
 def test_a_benchmark_process_skips_the_last_garbage_collections_at_exit(
     pytester: pytest.Pytester, args: tuple[str, ...], frozen: bool
@@ -270,16 +279,14 @@ def test_a_benchmark_process_skips_the_last_garbage_collections_at_exit(
     """Objects still alive when a benchmark run's process exits are frozen first, so the
     interpreter's last collections do not walk them (xdist's controller waits for each
     worker's exit); a run that only collects leaves the process alone."""
-    make_project(pytester, conversations=["CONV-0001"], golden=False)
-    script = pytester.path / "run.py"
-    script.write_text(
+    result = _script_around_a_run(
+        pytester,
         "import atexit, gc, pytest\n"
         "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() >= LATER))\n"
         f"pytest.main([*{MEMORY!r}, '-q', '--crm-report=none', *{args!r}])\n"
         "alive = [[] for _ in range(20000)]  # made after the run: not frozen by it\n"
-        "LATER = gc.get_freeze_count() + len(alive)\n"
+        "LATER = gc.get_freeze_count() + len(alive)\n",
     )
-    result = pytester.runpython(script)
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"frozen at exit: {frozen}"])
 
@@ -287,17 +294,15 @@ def test_a_benchmark_process_skips_the_last_garbage_collections_at_exit(
 def test_the_agents_warm_up_runs_with_the_collector_paused_and_leaves_it_on(
     pytester: pytest.Pytester,
 ) -> None:
-    make_project(pytester, conversations=["CONV-0001"], golden=False)
-    script = pytester.path / "run.py"
-    script.write_text(
+    result = _script_around_a_run(
+        pytester,
         "import gc, pytest, sys\n"
         "sys.path.insert(0, '.')\n"
         f"code = pytest.main([*{MEMORY!r}, '-q', '--crm-report=none', "
         "'--agent=crm_agents:WarmsUp'])\n"
         "import crm_agents\n"
         "print('during:', crm_agents.WarmsUp.gc_enabled_during_warm_up, 'after:', gc.isenabled())\n"
-        "sys.exit(code)\n"
+        "sys.exit(code)\n",
     )
-    result = pytester.runpython(script)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["during: [[]False[]] after: True"])
