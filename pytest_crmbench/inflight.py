@@ -123,6 +123,8 @@ class InFlight:
             self.size * AHEAD_PER_SLOT - unfinished,
             self.size * HELD_PER_SLOT - len(self._futures),
         )
+        if room <= 0:
+            return  # (a wait polls this: most polls find no room, so stop before the queue)
         upcoming = self._queued(item) if self._worker is not None else self._following(item)
         for next_item in upcoming:
             if room <= 0:

@@ -401,19 +401,15 @@ def _warm_up_agent(name: str) -> None:
     warm_up(name, then=settle)
 
 
-_exit_freeze: list[bool] = []
-
-
+@functools.cache  # once per process
 def _freeze_at_exit() -> None:
-    """At interpreter exit, move what is left out of the garbage collector's sight (once
-    per process). CPython's last collections walk every object still alive (an SDK's
-    model classes, the run's results) only to free memory the process is giving back:
+    """At interpreter exit, move what is left out of the garbage collector's sight.
+    CPython's last collections walk every object still alive (an SDK's model classes,
+    the run's results) only to free memory the process is giving back:
     ~0.4 s per process here, which the controller of an xdist run waits for each
     worker. Every exit handler runs before those collections, whatever the order, and
     handlers that close files or clients still do."""
-    if not _exit_freeze:
-        _exit_freeze.append(True)
-        atexit.register(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 @pytest.hookimpl(trylast=True)
