@@ -98,7 +98,9 @@ def run_once(
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    sampler = PeakSampler(proc.pid, "pss", 0.2)
+    # PSS reads walk every page table (~60 ms of CPU per sample for the whole tree): at
+    # 0.2 s they took 3 s of a 2-core machine's CPU from the run they measure.
+    sampler = PeakSampler(proc.pid, "pss", 0.5)
     sampler.start()
     output, _ = proc.communicate()
     ended = time.monotonic()

@@ -136,6 +136,46 @@ def test_usage_numbers_are_deterministic_and_cache_aware() -> None:
     assert first["output_tokens"] == second["output_tokens"] > 0
 
 
+def test_latency_counts_from_arrival_not_after_the_servers_own_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulated model answers ``latency`` s after a request arrives: time the server
+    spends on its own (here a policy taking 0.1 s) is part of it, not added to it, so a
+    busy benchmark machine does not make the "model" slower."""
+    # lazy: the module whose clock is replaced
+    from pytest_crmbench.fakemodel import FakeReply
+    from pytest_crmbench.fakemodel import server as server_module
+
+    clock = {"now": 100.0}
+    slept: list[float] = []
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return clock["now"]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            clock["now"] += seconds
+
+    def slow_policy_step(request: Any) -> FakeReply:
+        clock["now"] += 0.1  # the policy's own work
+        return FakeReply("hi")
+
+    body = b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}'
+    with FakeModelServer(ScriptedPolicy([slow_policy_step] * 2), latency=0.25) as server:
+        monkeypatch.setattr(server_module, "time", Clock)
+        status = server.handle("/v1/messages", body, {})[0]
+        assert status == 200
+        assert slept == [pytest.approx(0.15)]
+        assert clock["now"] == pytest.approx(100.25)
+        # Work longer than the latency: no sleep at all.
+        server.latency = 0.05
+        server.handle("/v1/messages", body, {})
+        assert slept == [pytest.approx(0.15)]
+
+
 def test_fake_server_command_prints_its_base_url(tmp_path: Path) -> None:
     """``crmbench fake-server`` is usable offline: start, answer an SDK, stop."""
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}

@@ -46,7 +46,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--golden", action="append", default=[], help="golden file(s) or folder(s) (agent cases)"
     )
-    p.add_argument("--latency", type=float, default=0.25, help="seconds per call (0.25)")
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=0.25,
+        help="seconds from a request's arrival to its answer (0.25)",
+    )
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of faulty calls (0)")
     p.add_argument(
         "--faults",

@@ -1,6 +1,9 @@
 """A local fake model server: the Anthropic Messages and OpenAI Chat Completions APIs on
 127.0.0.1, answered by a policy, with simulated latency and injected faults.
 
+Latency runs from a request's arrival: the server's own work (parsing, the policy,
+rendering) is inside it, so a loaded machine does not make the simulated model slower.
+
 Base URLs: ``server.anthropic_base_url`` (``http://127.0.0.1:PORT``; the SDK appends
 ``/v1/messages``) and ``server.openai_base_url`` (``http://127.0.0.1:PORT/v1``). Any path
 ending in ``/messages`` or ``/chat/completions`` is accepted. ``GET /_stats`` returns the
@@ -262,6 +265,10 @@ class FakeModelServer:
                     self.timeline.append((arrived, outcome))
 
     def _handle(self, path: str, raw: bytes, headers: Any) -> tuple[int, dict[str, str], Any]:
+        # A model answers ``latency`` seconds after the request arrived, however long this
+        # server spends on it: its own CPU (parsing, sizing, rendering) is not added to the
+        # latency a client sees, so a loaded benchmark machine does not slow the "model".
+        due = time.monotonic() + self.latency
         api: Api = "anthropic" if path.rstrip("/").endswith("/messages") else "openai"
         with self._lock:
             self.stats.requests += 1
@@ -311,8 +318,6 @@ class FakeModelServer:
         if fault == "timeout":
             time.sleep(self.faults.timeout_sleep)
             return 0, {}, None
-        if self.latency > 0:
-            time.sleep(self.latency)
         if self.record:
             with self._lock:
                 self.requests.append(req)
@@ -334,6 +339,9 @@ class FakeModelServer:
             out, usage = render_openai(
                 req, reply, f"chatcmpl-fake{seq:08d}", size.total, size.prefix if cached else 0
             )
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         return 200, {"x-fake-role": role}, (out, role, usage)
 
     @staticmethod
