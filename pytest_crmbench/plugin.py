@@ -81,6 +81,7 @@ from pytest_crmbench.state import (
     STREAM,
     CrmState,
     new_run_id,
+    reach_postgres,
     worker_id,
 )
 
@@ -157,6 +158,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state.admin_url = workerinput.get("crmbench_admin_url")
         state.provider = workerinput.get("crmbench_provider")
         state.disposable_server = bool(workerinput.get("crmbench_disposable"))
+        handoff = workerinput.get("crmbench_server_handoff")
+        state.handoff = Path(handoff) if handoff else None
     benchmark = _is_benchmark_run(config)
     if settings.results and settings.resume:
         part = read_stream(settings.results)
@@ -216,21 +219,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         config.pluginmanager.register(controller, "crmbench-xdist-controller")
     if benchmark and settings.backend == "postgres" and not config.option.collectonly:
-        _start_postgres(state)
-
-
-def _start_postgres(state: CrmState) -> None:
-    """Reach PostgreSQL once, before the first item: if it cannot be had, one message
-    naming the provider and the cause, instead of the same error on every item."""
-    try:
-        state.ensure_server()
-    except Exception as exc:
-        cause = " ".join(str(exc).split()) or type(exc).__name__
-        given = redact_url(state.settings.postgres)
-        raise pytest.UsageError(
-            f"--crm-postgres {given}: PostgreSQL could not be reached: {cause} "
-            "(or run without PostgreSQL: --crm-backend memory)"
-        ) from None
+        if xdist_controller:  # joined before the first item is scheduled
+            state.start_server_in_background()
+        else:  # meanwhile, an SDK's import goes on in the background
+            reach_postgres(state)
 
 
 def _check_resumable(settings: Settings, header: dict[str, Any]) -> None:
@@ -516,9 +508,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None or not _is_benchmark_run(config):
         return None
     s = state.settings
-    where = s.backend if s.backend == "memory" else f"postgres ({state.provider or s.postgres})"
+    # An xdist run's server is still starting: its description and notes come at the end.
+    server = state.provider or f"{redact_url(s.postgres)}, starting"
+    where = s.backend if s.backend == "memory" else f"postgres ({server})"
     lines = [f"crmbench: agent={s.agent} backend={where} trials={s.trials}"]
     if s.concurrency > 1:  # per process: with -n, each worker has as many in flight
         lines[0] += f" concurrency={s.concurrency} per process"
     lines += [f"crmbench: note: {note}" for note in state.provider_notes]
+    state.notes_shown = len(state.provider_notes)
     return lines

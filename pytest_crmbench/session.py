@@ -34,7 +34,7 @@ from pytest_crmbench.results import (
 from pytest_crmbench.results.packing import pack_report, write_packed_report
 from pytest_crmbench.results.summary import slim_result
 from pytest_crmbench.runner.records import ItemResult
-from pytest_crmbench.state import STREAM, CrmState
+from pytest_crmbench.state import STREAM, CrmState, reach_postgres
 
 USER_PROPERTY = "crmbench"
 DATASET_PROPERTY = "crmbench_dataset"  # sent once per process: files and sha256
@@ -173,6 +173,8 @@ class CrmSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return  # e.g. no PostgreSQL: nothing ran, and pytest shows why
         self.finish()
         self.write_report()  # pytest-json-report built it in its (tryfirst) sessionfinish
         resumable = (
@@ -308,6 +310,8 @@ class CrmSession:
         agent = s.agent + (f" ({info['provider'] or ''} {info['model']})" if info["model"] else "")
         for line in render_summary(state.summary, agent=agent, store=where):
             terminalreporter.write_line(line)
+        for note in state.provider_notes[state.notes_shown :]:  # the server came up late
+            terminalreporter.write_line(f"  note: {note}")
         report = self.config.getoption("json_report_file", None)
         if report and self.config.getoption("json_report", False):
             terminalreporter.write_line(f"  report: {report}")
@@ -506,7 +510,13 @@ class XdistController:
         """An ordered run: each stream goes whole to one worker, in its order. (xdist's own
         ``loadgroup`` cannot do it under pytest 9: its workers write the group into
         ``item._nodeid``, which no longer changes the node id, so no group reaches the
-        scheduler.)"""
+        scheduler.)
+
+        The run's PostgreSQL server, started in the background while the workers boot, is
+        waited for here: no item reaches a worker before it is there to hand over.
+        """
+        if self.state.handoff is not None:
+            reach_postgres(self.state)
         concurrency = self.state.settings.concurrency
         if concurrency > 1:
             return in_flight_scheduling(config, log, concurrency, self.work_of)
@@ -537,7 +547,9 @@ class XdistController:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["crmbench_run_id"] = self.state.run_id
-        if self.state.admin_url:
+        if self.state.handoff is not None:  # the server is still starting
+            node.workerinput["crmbench_server_handoff"] = str(self.state.handoff)
+        elif self.state.admin_url:
             node.workerinput["crmbench_admin_url"] = self.state.admin_url
             node.workerinput["crmbench_provider"] = self.state.provider
             node.workerinput["crmbench_disposable"] = self.state.disposable_server

@@ -19,6 +19,8 @@ from pytest_crmbench.backends import open_memory_store, open_postgres_store
 from pytest_crmbench.crm.seed import SeedWorld
 from pytest_crmbench.crm.store import Store
 from pytest_crmbench.options import Settings
+from pytest_crmbench.postgres.handoff import Published, publish, read_published
+from pytest_crmbench.postgres.server import redact_url
 from pytest_crmbench.results.stream import ResultsStream
 from pytest_crmbench.runner.records import ItemResult
 
@@ -46,7 +48,13 @@ class CrmState:
     # end: its database needs no DROP.
     disposable_server: bool = False
     provider: str | None = None
+    # xdist: the controller starts the server in the background (the workers boot
+    # meanwhile) and publishes it in this file; a worker reads it when it needs the server.
+    handoff: Path | None = None
+    server_thread: threading.Thread | None = field(default=None, repr=False)
+    server_error: BaseException | None = field(default=None, repr=False)
     provider_notes: list[str] = field(default_factory=list)  # e.g. a Docker → embedded fallback
+    notes_shown: int = 0  # how many of them the report header showed
     dataset_info: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
@@ -76,7 +84,13 @@ class CrmState:
         return self.spool_stream
 
     def ensure_server(self) -> str:
-        """Admin URL of the PostgreSQL server, starting one in this process if needed."""
+        """Admin URL of the PostgreSQL server: the one the controller handed over (an
+        xdist worker), else one this process starts if it has none yet."""
+        if self.admin_url is None and self.is_worker and self.handoff is not None:
+            # Published before the controller schedules the first item: no wait, normally.
+            found = read_published(self.handoff, 2 * START_TIMEOUT + 10)
+            self.admin_url, self.provider = found.admin_url, found.description
+            self.disposable_server = found.disposable
         if self.admin_url is None:
             from pytest_crmbench.postgres import start_server  # lazy: psycopg, only for PostgreSQL
 
@@ -94,6 +108,31 @@ class CrmState:
             self.provider = self.server.description
             self.provider_notes = list(self.server.notes)
         return self.admin_url
+
+    def start_server_in_background(self) -> None:
+        """An xdist controller: start the server while the workers boot, and publish it
+        (or why there is none) in :attr:`handoff`; :meth:`wait_server` joins."""
+        self.handoff = handoff = Path(tempfile.mkdtemp(prefix="crmbench-handoff-")) / "server.json"
+
+        def start() -> None:
+            try:
+                url = self.ensure_server()
+            except BaseException as exc:
+                self.server_error = exc
+                publish(handoff, None, error=describe_error(exc))
+                return
+            publish(handoff, Published(url, self.provider or "", self.disposable_server))
+
+        self.server_thread = threading.Thread(target=start, name="crmbench-postgres", daemon=True)
+        self.server_thread.start()
+
+    def wait_server(self) -> str:
+        """The server's admin URL once the background start ended; its error if it failed."""
+        if self.server_thread is not None:
+            self.server_thread.join()
+        if self.server_error is not None:
+            raise self.server_error
+        return self.ensure_server()
 
     def open_store(self, world: SeedWorld, suffix: str = "") -> Store:
         """A store over ``world`` on this run's backend: memory, or on PostgreSQL a schema
@@ -126,6 +165,10 @@ class CrmState:
         return self.database_url
 
     def stop(self) -> None:
+        if self.server_thread is not None:  # a server still coming up is stopped below
+            self.server_thread.join(2 * START_TIMEOUT)
+        if self.handoff is not None and not self.is_worker:
+            shutil.rmtree(self.handoff.parent, ignore_errors=True)
         for store in self.stores:
             with contextlib.suppress(Exception):  # best effort at exit
                 store.close()
@@ -144,6 +187,25 @@ class CrmState:
             self.spool_stream.close()
             shutil.rmtree(self.spool_stream.path.parent, ignore_errors=True)
             self.spool_stream = None
+
+
+def reach_postgres(state: CrmState) -> None:
+    """Reach PostgreSQL once, before the first item (after a start in the background, if
+    one runs): if it cannot be had, one message naming the provider and the cause,
+    instead of the same error on every item."""
+    try:
+        state.wait_server()
+    except Exception as exc:
+        given = redact_url(state.settings.postgres)
+        raise pytest.UsageError(
+            f"--crm-postgres {given}: PostgreSQL could not be reached: {describe_error(exc)} "
+            "(or run without PostgreSQL: --crm-backend memory)"
+        ) from None
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one line: its message, else its type."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 URL_TIMEOUT = 15.0

@@ -116,16 +116,27 @@ def test_a_fully_resumed_run_ends_as_the_uninterrupted_run(pytester: pytest.Pyte
     assert (crm["summary"]["items"], crm["summary"]["failed"]) == (2, 2)
 
 
-def test_unreachable_postgres_is_one_message_not_one_per_item(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_unreachable_postgres_is_one_message_not_one_per_item(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    """Under xdist the controller reaches the server while the workers boot, and stops
+    the run before any item is scheduled: still one message, and no report."""
     make_project(pytester)
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--crm-postgres=postgresql://nobody:s3cret@127.0.0.1:1/x"
+        "-p",
+        "no:cacheprovider",
+        *xdist,
+        "--crm-postgres=postgresql://nobody:s3cret@127.0.0.1:1/x",
+        "--crm-results=r.jsonl",
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stdout.str() + result.stderr.str()
     assert len([line for line in text.splitlines() if line.strip()]) <= 20
-    assert "PostgreSQL could not be reached" in text and "127.0.0.1:1" in text
+    assert text.count("PostgreSQL could not be reached") == 1 and "127.0.0.1:1" in text
     assert "s3cret" not in text
+    assert not (pytester.path / "r.jsonl").read_text()  # no header, no summary
+    assert not list(pytester.path.glob("*report*.json"))
 
 
 def test_an_unreachable_agent_stops_the_run_and_resume_completes_it(

@@ -132,6 +132,56 @@ def test_replay_on_postgres_serial_and_two_workers(pytester: pytest.Pytester) ->
     assert outcomes(a) == outcomes(b)
 
 
+_WAIT_FOR_A_WORKER = """
+import time
+from pathlib import Path
+
+import pytest_crmbench.postgres as postgres
+
+_real_start = postgres.start_server
+
+
+def _start_after_a_worker_booted(*args, **kwargs):
+    deadline = time.monotonic() + 60
+    while not list(Path(__file__).parent.glob("booted-*")):
+        if time.monotonic() > deadline:
+            raise RuntimeError("no worker booted while the server was starting")
+        time.sleep(0.02)
+    Path(__file__).parent.joinpath("server-started").write_text("")
+    return _real_start(*args, **kwargs)
+
+
+postgres.start_server = _start_after_a_worker_booted
+
+
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        Path(__file__).parent.joinpath("booted-" + worker["workerid"]).write_text("")
+"""
+
+
+@pytest.mark.postgres
+def test_xdist_workers_boot_while_the_postgres_server_starts(pytester: pytest.Pytester) -> None:
+    """An xdist controller starts the server in the background: here the start itself
+    waits for a worker to have booted, which never happens if the workers are spawned
+    only once the server is up. The workers then find the server before their first item."""
+    make_project(pytester, conversations=["CONV-0001", "CONV-0002", "CONV-0003"], golden=False)
+    with (pytester.path / "conftest.py").open("a", encoding="utf-8") as conftest:
+        conftest.write(_WAIT_FOR_A_WORKER)
+    result = pytester.runpytest_subprocess(
+        *BASE, "--crm-backend", "postgres", "-n", "2", "--json-report", timeout=180
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    assert result.parseoutcomes()["passed"] == 3
+    assert (pytester.path / "server-started").exists()
+    report = load_report(pytester.path / ".report.json")
+    assert report["crmbench"]["postgres_provider"]
+    assert "starting" in result.stdout.str()  # the header could not name the server yet
+    assert report["crmbench"]["postgres_provider"] in result.stdout.str()  # the summary does
+    assert not list(pytester.path.glob("crmbench-handoff-*"))
+
+
 def test_xdist_summary_equals_serial(pytester: pytest.Pytester) -> None:
     """A mixed run (noop: conversations fail, sandbox golden passes) with ``-n 2`` gives the
     serial run's summary and the same outcome per test id."""

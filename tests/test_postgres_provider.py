@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from pytest_crmbench.postgres import (
     url_provider,
     with_database,
 )
+from pytest_crmbench.postgres.handoff import Published, publish, read_published
 
 DOCKER_IMAGE_ENV = "CRMBENCH_TEST_DOCKER_IMAGE"
 
@@ -126,6 +128,36 @@ def test_unreachable_url_fails_fast(url: str) -> None:
     message = str(info.value)
     assert message.startswith("url provider:")
     assert "topsecret" not in message
+
+
+def test_a_server_is_handed_over_through_a_private_file(tmp_path: Path) -> None:
+    path = tmp_path / "server.json"
+    with pytest.raises(PostgresProviderError, match="no PostgreSQL server was handed over"):
+        read_published(path, timeout=0.05)
+    url = "postgresql://crm:topsecret@127.0.0.1:5/postgres"
+    publish(path, Published(url, "embedded PostgreSQL 16", disposable=True))
+    assert read_published(path, timeout=0) == Published(url, "embedded PostgreSQL 16", True)
+    assert path.stat().st_mode & 0o077 == 0  # the URL may carry a password
+    assert [p.name for p in tmp_path.iterdir()] == ["server.json"]  # no temporary left
+
+
+def test_a_failed_start_is_handed_over_as_its_message(tmp_path: Path) -> None:
+    path = tmp_path / "server.json"
+    publish(path, None, error="embedded provider: initdb failed")
+    with pytest.raises(PostgresProviderError, match=r"^embedded provider: initdb failed$"):
+        read_published(path, timeout=0)
+
+
+def test_a_reader_waits_for_the_server_to_be_published(tmp_path: Path) -> None:
+    path = tmp_path / "server.json"
+    later = threading.Timer(
+        0.2, publish, (path, Published("postgresql://x@/postgres", "url", disposable=False))
+    )
+    later.start()
+    try:
+        assert read_published(path, timeout=30).admin_url == "postgresql://x@/postgres"
+    finally:
+        later.join()
 
 
 def test_create_database_on_dead_server_fails_fast() -> None:
