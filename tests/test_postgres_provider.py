@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -226,6 +228,39 @@ def test_embedded_start_connect_stop() -> None:
         create_database(server.admin_url, "crm_gone", timeout=2)
     assert time.monotonic() - began < 3
     server.stop()  # idempotent
+
+
+def test_the_embedded_server_lives_in_ram_where_there_is_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    short = Path(tempfile.mkdtemp(prefix="crt-", dir="/tmp"))  # room for a socket path
+    try:
+        ram, tmp = short / "shm", short / "tmp"
+        tmp.mkdir()
+        monkeypatch.setattr(embedded_provider, "RAM_ROOT", ram)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+        assert embedded_provider._pick_root() == tmp  # no RAM dir here
+        ram.mkdir()
+        assert embedded_provider._pick_root() == ram
+        assert ram in embedded_provider._embedded_roots()  # crash leftovers there are found
+        # A RAM dir without room for a server, e.g. Docker's 64 MB /dev/shm.
+        monkeypatch.setattr(embedded_provider, "RAM_ROOT_MIN_FREE", 1 << 62)
+        assert embedded_provider._pick_root() == tmp
+    finally:
+        shutil.rmtree(short)
+
+
+@pytest.mark.postgres
+def test_the_embedded_servers_wal_is_bounded(embedded: PostgresServer) -> None:
+    """Its data dir may be in RAM: the WAL may not grow to the default 1 GB there."""
+    with psycopg.connect(embedded.admin_url) as conn:
+        shown = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+            for name in ("wal_level", "max_wal_size", "fsync")
+        }
+    assert shown == {"wal_level": "minimal", "max_wal_size": "96MB", "fsync": "off"}
+    if embedded_provider._roomy_ram_root(embedded_provider.RAM_ROOT):
+        assert Path(embedded.resource).parent == embedded_provider.RAM_ROOT
 
 
 def _own_server_dirs() -> set[Path]:
