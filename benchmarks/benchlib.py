@@ -8,6 +8,7 @@ on ``sys.path``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -92,14 +93,51 @@ def _process_kb(pid: int, measure: Measure) -> int:
 
 
 def tree_mb(root: int, measure: Measure = "pss") -> float:
-    """Memory of ``root`` and all its descendants, in MB (Linux ``/proc``; 0 elsewhere)."""
+    """Memory of ``root`` and all its descendants, in MB (Linux ``/proc``; 0 elsewhere),
+    with the embedded PostgreSQL servers they started: ``pg_ctl`` detaches a server from
+    the tree, and its data dir may be in RAM (``/dev/shm``), where files are memory."""
     tree = _children()
-    todo, total = [root], 0
+    todo, total, seen = [root], 0, set()
     while todo:
         pid = todo.pop()
+        seen.add(pid)
         total += _process_kb(pid, measure)
         todo += tree.get(pid, [])
+    for postmaster, data_kb in _embedded_servers(seen):
+        total += data_kb
+        todo = [postmaster]
+        while todo:
+            pid = todo.pop()
+            total += _process_kb(pid, measure)
+            todo += tree.get(pid, [])
     return total / 1024
+
+
+def _embedded_servers(owners: set[int]) -> list[tuple[int, int]]:
+    """(postmaster pid, KB of its data dir if that is in RAM) of the embedded servers
+    started by one of ``owners`` (their dir's ``owner.pid``)."""
+    found = []
+    for root in (Path("/dev/shm"), Path("/tmp")):
+        for base in root.glob("crmbench-pg-*"):
+            try:
+                owner = int((base / "owner.pid").read_text().split()[0])
+                pid = int((base / "data" / "postmaster.pid").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if owner in owners:
+                in_ram = root == Path("/dev/shm")
+                found.append((pid, _dir_kb(base) if in_ram else 0))
+    return found
+
+
+def _dir_kb(path: Path) -> int:
+    """Allocated size of the files under ``path``."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+    return total // 1024
 
 
 class PeakSampler(threading.Thread):
