@@ -252,13 +252,20 @@ def test_the_embedded_server_lives_in_ram_where_there_is_room(
 
 @pytest.mark.postgres
 def test_the_embedded_servers_wal_is_bounded(embedded: PostgresServer) -> None:
-    """Its data dir may be in RAM: the WAL may not grow to the default 1 GB there."""
+    """Its data dir may be in RAM: neither the WAL (default: up to 1 GB) nor the buffers
+    (128 MB) may take more than a benchmark needs."""
     with psycopg.connect(embedded.admin_url) as conn:
         shown = {
             name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
-            for name in ("wal_level", "max_wal_size", "fsync")
+            for name in ("wal_level", "max_wal_size", "wal_segment_size", "shared_buffers", "fsync")
         }
-    assert shown == {"wal_level": "minimal", "max_wal_size": "96MB", "fsync": "off"}
+    assert shown == {
+        "wal_level": "minimal",
+        "max_wal_size": "16MB",
+        "wal_segment_size": "1MB",
+        "shared_buffers": "32MB",
+        "fsync": "off",
+    }
     if embedded_provider._roomy_ram_root(embedded_provider.RAM_ROOT):
         assert Path(embedded.resource).parent == embedded_provider.RAM_ROOT
 

@@ -374,11 +374,14 @@ port = 5432
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-# Bounded WAL (the data dir may live in RAM): nothing replicates or recovers from it.
+# The data dir may live in RAM, where its files are memory: little WAL (1 MB segments,
+# recycled after 16 MB: nothing replicates or recovers from it), and buffers for what a
+# benchmark holds (a few MB per process) rather than the default 128 MB.
 wal_level = minimal
 max_wal_senders = 0
-max_wal_size = 96MB
-min_wal_size = 32MB
+max_wal_size = 16MB
+min_wal_size = 4MB
+shared_buffers = 32MB
 """
 
 
@@ -434,6 +437,7 @@ def start_embedded(timeout: float) -> PostgresServer:
                 *_builtin_locale_args(bin_dir),
                 "--no-sync",
                 "--no-instructions",
+                "--wal-segsize=1",
             ],
             ids=ids,
             cwd=base,
