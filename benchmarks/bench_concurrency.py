@@ -98,9 +98,10 @@ def run_once(
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    # PSS reads walk every page table (~60 ms of CPU per sample for the whole tree): at
-    # 0.2 s they took 3 s of a 2-core machine's CPU from the run they measure.
-    sampler = PeakSampler(proc.pid, "pss", 0.5)
+    # A PSS read walks every page table: with the PostgreSQL server's ~40 processes a
+    # sample costs ~0.1 s of CPU, taken from the run it measures (at 0.2 s: 3-5 s of a
+    # 2-core machine's CPU). Memory grows smoothly to a plateau: once a second will do.
+    sampler = PeakSampler(proc.pid, "pss", 1.0)
     sampler.start()
     output, _ = proc.communicate()
     ended = time.monotonic()
