@@ -116,17 +116,24 @@ def tree_mb(root: int, measure: Measure = "pss") -> float:
 def _embedded_servers(owners: set[int]) -> list[tuple[int, int]]:
     """(postmaster pid, KB of its data dir if that is in RAM) of the embedded servers
     started by one of ``owners`` (their dir's ``owner.pid``)."""
+    # lazy: the plugin's package, only where a tree is measured
+    from pytest_crmbench.postgres.embedded_provider import (
+        EMBEDDED_DIR_PREFIX,
+        OWNER_FILE,
+        RAM_ROOT,
+        embedded_roots,
+    )
+
     found = []
-    for root in (Path("/dev/shm"), Path("/tmp")):
-        for base in root.glob("crmbench-pg-*"):
+    for root in embedded_roots():
+        for base in root.glob(EMBEDDED_DIR_PREFIX + "*"):
             try:
-                owner = int((base / "owner.pid").read_text().split()[0])
+                owner = int((base / OWNER_FILE).read_text().split()[0])
                 pid = int((base / "data" / "postmaster.pid").read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
             if owner in owners:
-                in_ram = root == Path("/dev/shm")
-                found.append((pid, _dir_kb(base) if in_ram else 0))
+                found.append((pid, _dir_kb(base) if root == RAM_ROOT else 0))
     return found
 
 

@@ -155,10 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     state.answer_key_mark = mark
     if workerinput is not None:
-        state.admin_url = workerinput.get("crmbench_admin_url")
-        state.provider = workerinput.get("crmbench_provider")
-        state.disposable_server = bool(workerinput.get("crmbench_disposable"))
-        handoff = workerinput.get("crmbench_server_handoff")
+        handoff = workerinput.get("crmbench_server_handoff")  # where the server will be
         state.handoff = Path(handoff) if handoff else None
     benchmark = _is_benchmark_run(config)
     if settings.results and settings.resume:

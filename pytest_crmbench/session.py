@@ -547,12 +547,8 @@ class XdistController:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["crmbench_run_id"] = self.state.run_id
-        if self.state.handoff is not None:  # the server is still starting
+        if self.state.handoff is not None:  # the server (maybe still starting)
             node.workerinput["crmbench_server_handoff"] = str(self.state.handoff)
-        elif self.state.admin_url:
-            node.workerinput["crmbench_admin_url"] = self.state.admin_url
-            node.workerinput["crmbench_provider"] = self.state.provider
-            node.workerinput["crmbench_disposable"] = self.state.disposable_server
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if any(name == USER_PROPERTY for name, _ in report.user_properties):

@@ -242,7 +242,7 @@ def test_the_embedded_server_lives_in_ram_where_there_is_room(
         assert embedded_provider._pick_root() == tmp  # no RAM dir here
         ram.mkdir()
         assert embedded_provider._pick_root() == ram
-        assert ram in embedded_provider._embedded_roots()  # crash leftovers there are found
+        assert ram in embedded_provider.embedded_roots()  # crash leftovers there are found
         # A RAM dir without room for a server, e.g. Docker's 64 MB /dev/shm.
         monkeypatch.setattr(embedded_provider, "RAM_ROOT_MIN_FREE", 1 << 62)
         assert embedded_provider._pick_root() == tmp
@@ -273,7 +273,7 @@ def test_the_embedded_servers_wal_is_bounded(embedded: PostgresServer) -> None:
 def _own_server_dirs() -> set[Path]:
     return {
         owner.parent
-        for root in embedded_provider._embedded_roots()
+        for root in embedded_provider.embedded_roots()
         for owner in root.glob(embedded_provider.EMBEDDED_DIR_PREFIX + "*/owner.pid")
         if owner.read_text().split()[:1] == [str(os.getpid())]
     }
@@ -491,7 +491,7 @@ def test_a_server_dir_is_out_of_the_way_at_once_and_deleted_in_the_background(
 def test_the_orphan_scan_finishes_an_old_abandoned_delete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded_provider, "_embedded_roots", lambda: [tmp_path])
+    monkeypatch.setattr(embedded_provider, "embedded_roots", lambda: [tmp_path])
     old, fresh = tmp_path / "crmbench-trash-old", tmp_path / "crmbench-trash-fresh"
     for path in (old, fresh):
         (path / "data").mkdir(parents=True)

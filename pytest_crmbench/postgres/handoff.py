@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pytest_crmbench.postgres.server import PostgresProviderError
@@ -37,7 +37,7 @@ class Published:
 
 def publish(path: Path, server: Published | None, error: str | None = None) -> None:
     """Write ``server`` (or ``error``: why there is none) to ``path`` in one step."""
-    payload = {"error": error} if server is None else server.__dict__
+    payload = {"error": error} if server is None else asdict(server)
     fd, tmp = tempfile.mkstemp(prefix=".handoff-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
